@@ -1,0 +1,56 @@
+"""tuneproof: audit, curate, tune, train and evaluate LLM fine-tunes, with proof.
+
+The public API is small and imports its heavy dependencies (torch, transformers)
+only when a function that needs them is called, so ``import tuneproof`` is fast.
+
+Example:
+    >>> import tuneproof
+    >>> cfg = tuneproof.load_config("examples/qa_demo.yaml", overrides=["train.lr=3e-4"])
+    >>> cfg.train.lr
+    0.0003
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "ModelLoadError",
+    "NotImplementedYet",
+    "RunConfig",
+    "TuneproofError",
+    "__version__",
+    "load_config",
+    "load_model",
+    "load_records",
+]
+
+from tuneproof.config import RunConfig, load_config
+from tuneproof.errors import (
+    ConfigError,
+    DataError,
+    ModelLoadError,
+    NotImplementedYet,
+    TuneproofError,
+)
+
+if TYPE_CHECKING:
+    from tuneproof.data import load_records
+    from tuneproof.models import load_model
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: tuneproof.models imports torch and transformers, which take seconds.
+    if name == "load_model":
+        from tuneproof.models import load_model
+
+        return load_model
+    if name == "load_records":
+        from tuneproof.data import load_records
+
+        return load_records
+    raise AttributeError(f"module 'tuneproof' has no attribute {name!r}")

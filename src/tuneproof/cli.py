@@ -1,0 +1,275 @@
+"""The ``tuneproof`` command line: one short function per command over the public API.
+
+Errors caused by input (:class:`~tuneproof.errors.TuneproofError`) print as one clear
+message and exit with code 1; a command whose engine is not built yet exits with 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tuneproof import __version__
+from tuneproof.errors import NotImplementedYet, TuneproofError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="tuneproof",
+    help="Make fine-tuning projects succeed: audit and curate the data, search the learning rate, "
+    "tune, train with guards, and prove the tuned model beats its reference.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigArg = Annotated[Path, typer.Argument(help="Run config (tuneproof.yaml); see examples/.")]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", help="Override a config field, e.g. --set train.lr=3e-4 (repeatable)."),
+]
+
+
+def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print our own errors as one message (no traceback) and pick the exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NotImplementedYet as exc:
+            err_console.print(f"[yellow]{exc}[/yellow]", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except TuneproofError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _not_built(command: str, issue: str) -> NotImplementedYet:
+    return NotImplementedYet(
+        f"tuneproof {command}: not implemented yet (its engine is planned in the issue '{issue}'). "
+        "Nothing was run and no result was written."
+    )
+
+
+def _load(config: Path, overrides: list[str] | None):
+    from tuneproof.config import load_config
+
+    return load_config(config, overrides or [])
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"tuneproof {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """tuneproof: fine-tuning with proof."""
+
+
+@app.command()
+@_friendly
+def check(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Validate a config, read its data and locate its model, without loading any weights.
+
+    Reports every config problem at once, the data's detected schema, and every
+    unreadable row (also written to <run dir>/check/rejects.jsonl).
+    """
+    from tuneproof.data import load_records
+    from tuneproof.models import resolve_model
+
+    cfg = _load(config, set_)
+    console.print(f"[green]config ok[/green]: {config} (run {cfg.name}, task {cfg.task})")
+    rejects = cfg.run_dir / "check" / "rejects.jsonl"
+    result = load_records(cfg.data.path, fields=cfg.data.fields or None, split=cfg.data.split, rejects_path=rejects)
+    console.print(result.summary(), highlight=False)
+    if result.rejected:
+        console.print(f"[yellow]{len(result.rejected)} rejected rows written to {rejects}[/yellow]")
+    source = resolve_model(cfg.model.name)
+    console.print(f"model: {cfg.model.name} ({source.kind}{f', {source.path}' if source.path else ''})")
+
+
+@app.command()
+@_friendly
+def audit(
+    data: Annotated[Path, typer.Argument(help="Dataset: .jsonl, .csv, .parquet or a datasets directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for findings.jsonl and audit.json.")],
+    domain: Annotated[Optional[Path], typer.Option(help="File of reference examples of the target domain.")] = None,
+    domain_text: Annotated[Optional[str], typer.Option(help="A sentence describing the target domain.")] = None,
+    eval_data: Annotated[Optional[Path], typer.Option("--eval", help="Eval data, to check for leakage.")] = None,
+    model: Annotated[str, typer.Option(help="Model whose tokenizer measures length.")] = "smollm2-135m",
+    task: Annotated[str, typer.Option(help="sft or classification.")] = "sft",
+) -> None:
+    """Find duplicates, low-quality, off-domain, mislabelled, leaked, too-long and PII records.
+
+    Changes nothing: writes findings.jsonl (one finding per record and check, with its
+    reason) and audit.json (dataset statistics and counts per check).
+    """
+    raise _not_built("audit", "Data audit and curation")
+
+
+@app.command()
+@_friendly
+def curate(
+    data: Annotated[Path, typer.Argument(help="Dataset to curate.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for kept.jsonl, removed.jsonl, manifest.json.")],
+    domain: Annotated[Optional[Path], typer.Option(help="File of reference examples of the target domain.")] = None,
+    domain_text: Annotated[Optional[str], typer.Option(help="A sentence describing the target domain.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print what each threshold would remove; write nothing.")] = False,
+    select: Annotated[Optional[float], typer.Option(help="Keep only the best FRACTION by quality and relevance.")] = None,
+) -> None:
+    """Keep the clean, relevant records; write every removed record with its reasons.
+
+    Invariant: kept + removed + unreadable = input records.
+    """
+    raise _not_built("curate", "Data audit and curation")
+
+
+@app.command("lr-sweep")
+@_friendly
+def lr_sweep(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Short learning-rate sweep; writes lr_sweep.json, a plot and the range for `tune`."""
+    _load(config, set_)
+    raise _not_built("lr-sweep", "Learning-rate sweep and Bayesian hyperparameter search")
+
+
+@app.command()
+@_friendly
+def tune(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    storage: Annotated[
+        Optional[str], typer.Option(help="Optuna storage URL; postgresql://... lets several workers share a study.")
+    ] = None,
+) -> None:
+    """Bayesian search (Optuna TPE) with pruning; writes best.yaml and parameter importances."""
+    _load(config, set_)
+    raise _not_built("tune", "Learning-rate sweep and Bayesian hyperparameter search")
+
+
+@app.command()
+@_friendly
+def train(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
+) -> None:
+    """Train one model (full, LoRA or freeze) with early stopping and the overfitting guard."""
+    _load(config, set_)
+    raise _not_built("train", "Training engine")
+
+
+@app.command()
+@_friendly
+def evaluate(
+    base: Annotated[str, typer.Option(help="Base model: bundled name, model directory or .gguf file.")],
+    tuned: Annotated[str, typer.Option(help="Tuned model directory or PEFT adapter.")],
+    data: Annotated[Path, typer.Option(help="Held-out test data.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for eval.json and records.jsonl.")],
+    limit: Annotated[Optional[int], typer.Option(help="Score only the first N records.")] = None,
+) -> None:
+    """Score tuned against its reference on the same records: CIs, a verdict, forgetting."""
+    raise _not_built("evaluate", "Evaluation with proof")
+
+
+@app.command()
+@_friendly
+def run(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    strict: Annotated[bool, typer.Option(help="Stop when the preflight finds a high risk.")] = False,
+) -> None:
+    """The whole pipeline: audit, curate, split, baseline, lr-sweep, tune, train, evaluate, report."""
+    _load(config, set_)
+    raise _not_built("run", "The pipeline")
+
+
+@app.command()
+@_friendly
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, runs/<name>.")]) -> None:
+    """Rebuild report.html and report.json from a run directory."""
+    raise _not_built("report", "The pipeline")
+
+
+@app.command()
+@_friendly
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its data and runs.")] = Path("runs/demo"),
+) -> None:
+    """Closed-book QA with SmolLM2-135M on NQ-open mixed with real off-topic noise.
+
+    Needs no arguments and no files. Runs the stages that exist and says which don't yet.
+    """
+    from tuneproof.demo import run_demo
+
+    run_demo(workdir, console)
+
+
+@app.command()
+@_friendly
+def ui(
+    target: Annotated[
+        Path, typer.Argument(help="A config file, a runs directory, or a run directory.")
+    ] = Path("runs"),
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Start the MLflow UI on the run's tracking store, bound to 127.0.0.1."""
+    uri = _tracking_uri(target)
+    console.print(f"MLflow UI for {uri} at http://127.0.0.1:{port}  (Ctrl-C to stop)")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    try:
+        raise typer.Exit(subprocess.call(cmd))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def _tracking_uri(target: Path) -> str:
+    if target.suffix in (".yaml", ".yml"):
+        return _load(target, None).tracking.resolved_uri()
+    for folder in (target, target.parent):
+        db = folder / "mlflow.db"
+        if db.is_file():
+            return f"sqlite:///{db.resolve()}"
+    raise TuneproofError(
+        f"no MLflow tracking store (mlflow.db) in {target} or its parent. "
+        "Fix: pass the runs directory or the run's config; a training run creates the store."
+    )
+
+
+def print_table(title: str, rows: list[tuple[Any, ...]], columns: list[str]) -> None:
+    """Print a small rich table (used by commands and the demo)."""
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for row in rows:
+        table.add_row(*[str(v) for v in row])
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()
+
+
+if __name__ == "__main__":
+    main()

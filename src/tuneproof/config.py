@@ -1,0 +1,655 @@
+"""Typed configuration: one small config per concern, composed into :class:`RunConfig`.
+
+A ``tuneproof.yaml`` has one section per concern (``data``, ``model``, ``train``,
+``search``, ``eval``, ``tracking``) plus ``name`` and ``task``. :func:`load_config`
+validates every section, then the rules that span sections, and reports every problem
+at once with its file line, field path, value and fix, before any model is loaded.
+
+Functions take the section they need (``TrainConfig``, ``DataConfig``...), never the
+whole ``RunConfig``.
+
+Example:
+    >>> from tuneproof.config import load_config
+    >>> cfg = load_config("examples/qa_demo.yaml", overrides=["train.lr=3e-4"])
+    >>> cfg.train.lr, cfg.model.method
+    (0.0003, 'lora')
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tuneproof.errors import ConfigError
+
+__all__ = [
+    "SFT_METRICS",
+    "CLASSIFICATION_METRICS",
+    "SEARCHABLE_PARAMS",
+    "DataConfig",
+    "EarlyStoppingConfig",
+    "EvalConfig",
+    "LoraConfig",
+    "ModelConfig",
+    "ParamRange",
+    "RunConfig",
+    "SearchConfig",
+    "TrackingConfig",
+    "TrainConfig",
+    "load_config",
+    "parse_overrides",
+]
+
+Task = Literal["sft", "classification"]
+
+SFT_METRICS = ("exact_match", "token_f1", "rouge_l", "label_accuracy", "nll")
+CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "auroc")
+# Names the search space may use. lora_* only make sense for method=lora.
+SEARCHABLE_PARAMS = (
+    "lr",
+    "weight_decay",
+    "dropout",
+    "warmup_ratio",
+    "batch_size",
+    "epochs",
+    "lora_r",
+    "lora_alpha",
+)
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo such as `learning_rate:` must not be ignored silently.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the data is and how to read and split it."""
+
+    path: str = Field(
+        description="training data: a .jsonl, .csv or .parquet file, or a directory saved "
+        "with datasets' save_to_disk; relative paths are relative to the config file"
+    )
+    eval_path: str | None = Field(
+        default=None,
+        description="held-out evaluation data in the same formats; when unset, "
+        "val and test splits are cut from `path`",
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="map canonical field names to your columns, e.g. "
+        "{prompt: question, completion: answer}; overrides schema detection",
+    )
+    split: str | None = Field(
+        default=None, description="which split of a saved DatasetDict to read (default: train)"
+    )
+    val_fraction: float = Field(
+        default=0.1, gt=0, lt=0.5, description="share of records held out for validation, in (0, 0.5)"
+    )
+    test_fraction: float = Field(
+        default=0.1, ge=0, lt=0.5, description="share of records held out for the final test, in [0, 0.5)"
+    )
+    domain: str | None = Field(
+        default=None, description="file of reference examples of the target domain, for the relevance check"
+    )
+    domain_text: str | None = Field(
+        default=None, description="a sentence describing the target domain, for the relevance check"
+    )
+
+    @field_validator("fields")
+    @classmethod
+    def _known_canonical_names(cls, v: dict[str, str]) -> dict[str, str]:
+        known = {"text", "label", "prompt", "completion", "instruction", "input", "output", "messages"}
+        unknown = sorted(set(v) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown canonical field name(s) {unknown}; the keys must be among "
+                f"{sorted(known)} and the values your column names"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> DataConfig:
+        if self.val_fraction + self.test_fraction >= 0.8:
+            raise ValueError(
+                f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} "
+                "leaves under 20% of the data for training; lower them"
+            )
+        if self.domain and self.domain_text:
+            raise ValueError("set either domain (a file of examples) or domain_text, not both")
+        return self
+
+
+class LoraConfig(_Section):
+    """LoRA adapter settings, used when ``model.method`` is ``lora``."""
+
+    r: int = Field(default=16, ge=1, le=1024, description="adapter rank, e.g. 8 to 64")
+    alpha: int | None = Field(
+        default=None, ge=1, description="scaling; unset means 2*r (the setting that works across tasks)"
+    )
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="dropout on the adapter input, in [0, 1)")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        default="all-linear",
+        description="module names to adapt, e.g. [q_proj, v_proj], or all-linear (attention and MLP)",
+    )
+
+    @property
+    def resolved_alpha(self) -> int:
+        return self.alpha if self.alpha is not None else 2 * self.r
+
+
+class ModelConfig(_Section):
+    """Which base model to start from and which parameters to train."""
+
+    name: str = Field(
+        default="smollm2-135m",
+        description="a bundled name (smollm2-135m, minilm), a Hugging Face model directory, "
+        "a .gguf file, or a hub id on machines with network",
+    )
+    method: Literal["full", "lora", "freeze"] = Field(
+        default="lora",
+        description="full: all weights; lora: low-rank adapters; freeze: only the top "
+        "`trainable_blocks` blocks and the head",
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings")
+    trainable_blocks: int = Field(
+        default=2, ge=1, description="for method=freeze: how many top transformer blocks to train"
+    )
+    max_length: int = Field(default=512, ge=8, description="tokens per example after truncation")
+    labels: list[str] | None = Field(
+        default=None,
+        description="classification label names in index order; unset means sorted labels found in the data",
+    )
+    trust_remote_code: bool = Field(
+        default=False, description="run code shipped with the model; leave false unless you trust it"
+    )
+
+
+class EarlyStoppingConfig(_Section):
+    """Stop when validation loss stops improving, and restore the best checkpoint."""
+
+    enabled: bool = Field(default=True, description="on by default whenever a validation split exists")
+    patience: int = Field(default=3, ge=1, description="evaluations without improvement before stopping")
+    min_delta: float = Field(default=0.0, ge=0, description="smallest decrease in loss that counts")
+
+
+class TrainConfig(_Section):
+    """Optimization hyperparameters for one training run."""
+
+    lr: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="learning rate, e.g. 2e-4 for LoRA or 2e-5 for full fine-tuning; "
+        "unset means the lr-sweep's or tune's choice",
+    )
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        default="cosine", description="learning-rate schedule"
+    )
+    warmup_ratio: float = Field(default=0.03, ge=0, le=0.5, description="share of steps spent warming up, in [0, 0.5]")
+    batch_size: int = Field(default=8, ge=1, description="examples per device per step")
+    grad_accum: int = Field(default=1, ge=1, description="gradient accumulation steps")
+    epochs: float = Field(default=3.0, gt=0, le=100, description="passes over the training data")
+    max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps (overrides epochs)")
+    weight_decay: float = Field(default=0.0, ge=0, lt=1, description="AdamW weight decay, in [0, 1)")
+    dropout: float | None = Field(
+        default=None, ge=0, lt=1, description="model attention and hidden dropout; unset keeps the model's own"
+    )
+    seed: int = Field(default=42, ge=0, description="seed for data order, initialization and dropout")
+    bf16: bool | Literal["auto"] = Field(
+        default="auto", description="bf16 autocast; auto turns it on where the CPU or GPU supports it"
+    )
+    eval_steps: int | None = Field(
+        default=None, ge=1, description="evaluate every N steps; unset means about 10 evaluations per run"
+    )
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+
+
+class ParamRange(_Section):
+    """One dimension of the search space: a numeric range or a list of choices."""
+
+    low: float | None = Field(default=None, description="lower bound of a numeric range")
+    high: float | None = Field(default=None, description="upper bound of a numeric range")
+    log: bool = Field(default=False, description="sample on a log scale (use for lr)")
+    choices: list[Any] | None = Field(default=None, description="a list of values to choose from")
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> ParamRange:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either low/high or choices, not both")
+            if not self.choices:
+                raise ValueError("choices is empty; list at least one value")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("a range needs both low and high (or give choices: [...])")
+        if self.low >= self.high:
+            raise ValueError(
+                f"empty or inverted range: low={self.low:g} >= high={self.high:g}; swap them or widen the range"
+            )
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got low={self.low:g}")
+        return self
+
+
+class SearchConfig(_Section):
+    """Bayesian hyperparameter search (Optuna) and the learning-rate sweep before it."""
+
+    n_trials: int = Field(default=12, ge=1, description="trials to run in this study")
+    timeout_minutes: float | None = Field(default=None, gt=0, description="stop starting new trials after this")
+    sampler: Literal["tpe", "random"] = Field(default="tpe", description="tpe (Bayesian) or random")
+    pruner: Literal["hyperband", "median", "none"] = Field(
+        default="hyperband", description="stop hopeless trials early; none disables pruning"
+    )
+    storage: str | None = Field(
+        default=None,
+        description="Optuna storage URL; unset means sqlite in the run directory; "
+        "postgresql://... lets several workers share one study",
+    )
+    space: dict[str, ParamRange] = Field(
+        default_factory=dict, description=f"override the default search space; keys among {SEARCHABLE_PARAMS}"
+    )
+
+    @field_validator("space")
+    @classmethod
+    def _known_params(cls, v: dict[str, ParamRange]) -> dict[str, ParamRange]:
+        unknown = [k for k in v if k not in SEARCHABLE_PARAMS]
+        if unknown:
+            hints = [_did_you_mean(k, SEARCHABLE_PARAMS) for k in unknown]
+            raise ValueError(
+                f"unknown search parameter(s) {unknown}{''.join(hints)}; searchable: {list(SEARCHABLE_PARAMS)}"
+            )
+        return v
+
+
+class EvalConfig(_Section):
+    """How the tuned model is compared with its reference."""
+
+    metric: str | None = Field(
+        default=None,
+        description=f"primary metric; sft: {list(SFT_METRICS)}, classification: "
+        f"{list(CLASSIFICATION_METRICS)}; unset means nll for sft and accuracy for classification",
+    )
+    min_effect: float = Field(default=0.0, ge=0, description="smallest improvement worth calling 'improved'")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="confidence level of the intervals")
+    bootstrap: int = Field(default=1000, ge=1000, description="paired bootstrap resamples (at least 1000)")
+    max_new_tokens: int = Field(default=32, ge=1, description="generation budget for the task metric")
+    limit: int | None = Field(default=None, ge=1, description="score only the first N test records (quick checks)")
+    forgetting_text: str | None = Field(
+        default=None, description="general English text file for the forgetting check; unset uses a bundled corpus"
+    )
+    forgetting_limit: float = Field(
+        default=0.10, ge=0, description="flag forgetting when perplexity on general text rises by more than this share"
+    )
+
+    @property
+    def primary_metric(self) -> str | None:
+        return self.metric
+
+
+class TrackingConfig(_Section):
+    """Where runs are written and tracked."""
+
+    runs_dir: str = Field(default="runs", description="directory for run outputs; relative to the config file")
+    uri: str | None = Field(
+        default=None, description="MLflow tracking URI; unset means sqlite:///<runs_dir>/mlflow.db"
+    )
+    experiment: str = Field(default="tuneproof", description="MLflow experiment name")
+
+    def resolved_uri(self) -> str:
+        """The MLflow tracking URI, defaulting to an SQLite file in ``runs_dir``."""
+        if self.uri:
+            return self.uri
+        return f"sqlite:///{Path(self.runs_dir).resolve() / 'mlflow.db'}"
+
+
+class RunConfig(_Section):
+    """One fine-tuning project: the sections above, composed (not inherited)."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="run name: letters, digits, '.', '_' and '-'; outputs go to <runs_dir>/<name>",
+    )
+    task: Task = Field(description="sft (causal LM: instructions, chat, QA, summaries) or classification")
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _absolute_runs_dir(self) -> RunConfig:
+        # Paths written in a config file are already resolved against its folder; the
+        # default "runs" is relative to the working directory. Either way, store it absolute.
+        self.tracking.runs_dir = str(Path(self.tracking.runs_dir).resolve())
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.tracking.runs_dir) / self.name
+
+    @property
+    def primary_metric(self) -> str:
+        return self.eval.metric or ("nll" if self.task == "sft" else "accuracy")
+
+    def to_yaml(self) -> str:
+        """The config as YAML, with defaults filled in (what a run actually used)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "search": SearchConfig,
+    "eval": EvalConfig,
+    "tracking": TrackingConfig,
+}
+_TOP_LEVEL = ("name", "task", *_SECTIONS)
+# Fields that hold file paths: resolved relative to the config file, so a config works
+# from any working directory.
+_PATH_FIELDS = {
+    "data": ("path", "eval_path", "domain"),
+    "eval": ("forgetting_text",),
+    "tracking": ("runs_dir",),
+}
+
+
+def load_config(
+    source: str | os.PathLike | dict[str, Any],
+    overrides: list[str] | None = None,
+) -> RunConfig:
+    """Read, override and validate a config; report every problem at once.
+
+    Args:
+        source: a YAML file path, or an already-parsed mapping.
+        overrides: dotted ``key=value`` strings, e.g. ``["train.lr=3e-4"]``; values are
+            parsed as YAML, so ``3e-4``, ``true`` and ``[q_proj, v_proj]`` work.
+
+    Returns:
+        The validated config, with relative paths resolved against the config's folder.
+
+    Raises:
+        ConfigError: listing every problem, each with its line, field path, value and fix.
+
+    Example:
+        >>> cfg = load_config({"name": "x", "task": "sft", "data": {"path": "d.jsonl"}})
+        >>> cfg.train.batch_size
+        8
+    """
+    problems: list[str] = []
+    if isinstance(source, dict):
+        raw, lines, label, base = dict(source), {}, "<config>", Path.cwd()
+    else:
+        path = Path(source).expanduser()
+        label, base = str(path), path.resolve().parent
+        raw, lines = _read_yaml(path)
+
+    override_lines: dict[str, str] = {}
+    for key, value, text in parse_overrides(overrides or [], problems):
+        if _set_dotted(raw, key, value, problems, text):
+            override_lines[key] = text
+
+    def where(loc: str) -> str:
+        # Point at what the user typed: the override if there was one, else the YAML line.
+        for key, text in override_lines.items():
+            if loc == key or loc.startswith(key + ".") or key.startswith(loc + "."):
+                return f"(from --set {text}) "
+        line = _nearest_line(lines, loc)
+        return f"line {line}: " if line else ""
+
+    unknown_top = [k for k in raw if k not in _TOP_LEVEL]
+    for k in unknown_top:
+        problems.append(
+            f"{where(k)}{k}: unknown section{_did_you_mean(k, _TOP_LEVEL)}; "
+            f"the config has: {', '.join(_TOP_LEVEL)}. Fix: remove or rename it."
+        )
+
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        value = raw.get(name)
+        if value is None:
+            if name == "data":
+                problems.append(
+                    f"data: missing. Fix: add a data section, e.g. `data: {{path: train.jsonl}}` "
+                    "(a .jsonl, .csv, .parquet file or a datasets directory)."
+                )
+            continue
+        if not isinstance(value, dict):
+            problems.append(
+                f"{where(name)}{name}: expected a mapping of settings, got {_show(value)}. "
+                f"Fix: write it as `{name}:` followed by indented `key: value` lines."
+            )
+            continue
+        _resolve_paths(name, value, base)
+        try:
+            sections[name] = cls.model_validate(value)
+        except ValidationError as exc:
+            problems.extend(_format_errors(exc, name, cls, where))
+
+    top = {k: raw.get(k) for k in ("name", "task")}
+    if top["name"] is None:
+        problems.append("name: missing. Fix: add `name: my-run` (outputs go to runs/<name>).")
+    if top["task"] is None:
+        problems.append("task: missing. Fix: add `task: sft` or `task: classification`.")
+    for key in ("name", "task"):
+        if top[key] is None:
+            continue
+        try:
+            # Validate the one top-level field alone so other sections' errors don't hide it.
+            RunConfig.__pydantic_validator__.validate_assignment(
+                RunConfig.model_construct(), key, top[key]
+            )
+        except ValidationError as exc:
+            problems.extend(_format_errors(exc, "", RunConfig, where))
+
+    problems.extend(_cross_section_problems(top.get("task"), sections, where))
+
+    if problems:
+        raise ConfigError(label, problems)
+    return RunConfig(name=top["name"], task=top["task"], **sections)
+
+
+def parse_overrides(
+    overrides: list[str], problems: list[str]
+) -> list[tuple[str, Any, str]]:
+    """Split ``key=value`` overrides; malformed ones are appended to ``problems``."""
+    parsed = []
+    for text in overrides:
+        key, sep, value_text = text.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            problems.append(
+                f"--set {text!r}: not of the form section.field=value. "
+                "Fix: write e.g. `--set train.lr=3e-4`."
+            )
+            continue
+        try:
+            value = yaml.safe_load(value_text) if value_text.strip() else None
+        except yaml.YAMLError as exc:
+            problems.append(f"--set {text!r}: the value is not valid YAML ({exc.problem}). Fix: quote it.")
+            continue
+        parsed.append((key, value, text))
+    return parsed
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    if not path.exists():
+        raise ConfigError(str(path), [f"file not found. Fix: check the path (working directory: {Path.cwd()})."])
+    if path.is_dir():
+        raise ConfigError(str(path), ["is a directory, not a YAML file. Fix: pass the tuneproof.yaml inside it."])
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise ConfigError(str(path), ["the file is empty. Fix: start from a file in examples/."])
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            str(path), [f"{at}invalid YAML: {problem}. Fix: check the indentation and quoting there."]
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            str(path), [f"the top level must be a mapping of sections, got {_show(raw)}. Fix: see examples/."]
+        )
+    return raw, _line_index(node)
+
+
+def _line_index(node: Any, prefix: str = "") -> dict[str, int]:
+    """Map dotted key paths to their 1-based line in the YAML text."""
+    out: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            out[key] = key_node.start_mark.line + 1
+            out.update(_line_index(value_node, key + "."))
+    return out
+
+
+def _nearest_line(lines: dict[str, int], loc: str) -> int | None:
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc.rpartition(".")[0]
+    return None
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any, problems: list[str], text: str) -> bool:
+    node = raw
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            problems.append(
+                f"--set {text!r}: {'.'.join(parts[: i + 1])} is {_show(child)}, not a section, "
+                "so it has no fields to set. Fix: check the key path."
+            )
+            return False
+        node = child
+    node[parts[-1]] = value
+    return True
+
+
+def _resolve_paths(section: str, values: dict[str, Any], base: Path) -> None:
+    for key in _PATH_FIELDS.get(section, ()):
+        v = values.get(key)
+        if isinstance(v, str) and v and "://" not in v:
+            p = Path(os.path.expandvars(v)).expanduser()
+            values[key] = str(p if p.is_absolute() else (base / p))
+
+
+def _format_errors(
+    exc: ValidationError, section: str, cls: type[BaseModel], where: Any
+) -> list[str]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc_parts = [str(p) for p in err["loc"]]
+        loc = ".".join([section, *loc_parts] if section else loc_parts)
+        field = _field_info(cls, err["loc"])
+        kind = err["type"]
+        msg = err["msg"].removeprefix("Value error, ")
+        if kind == "missing":
+            fix = f"add `{loc_parts[-1]}:`" + (f" ({field.description})" if field and field.description else "")
+            out.append(f"{where(loc)}{loc}: missing. Fix: {fix}.")
+        elif kind == "extra_forbidden":
+            parent = _model_at(cls, err["loc"][:-1])
+            names = list(parent.model_fields) if parent else []
+            out.append(
+                f"{where(loc)}{loc}: unknown setting{_did_you_mean(loc_parts[-1], names)}. "
+                f"Fix: remove it, or use one of: {', '.join(names)}."
+            )
+        else:
+            hint = f" Fix: {field.description}." if field is not None and field.description else ""
+            if not loc_parts:  # a model-level rule, e.g. fractions that leave no training data
+                loc = section
+            out.append(f"{where(loc)}{loc} = {_show(err.get('input'))}: {msg}.{hint}")
+    return out
+
+
+def _model_at(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    current: Any = cls
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        info = current.model_fields.get(str(part))
+        if info is None:
+            # A dict-valued field such as search.space: the value model is the dict's value type.
+            return current if isinstance(part, int) else _dict_value_model(current, loc)
+        current = _unwrap_model(info.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _dict_value_model(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    for part in loc:
+        info = cls.model_fields.get(str(part))
+        if info is not None:
+            args = getattr(info.annotation, "__args__", ())
+            for a in args:
+                if isinstance(a, type) and issubclass(a, BaseModel):
+                    return a
+    return None
+
+
+def _unwrap_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for a in getattr(annotation, "__args__", ()):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+    return annotation
+
+
+def _field_info(cls: type[BaseModel], loc: tuple) -> Any:
+    if not loc:
+        return None
+    parent = _model_at(cls, loc[:-1]) if len(loc) > 1 else cls
+    if parent is None:
+        return None
+    return parent.model_fields.get(str(loc[-1]))
+
+
+def _cross_section_problems(task: Any, sections: dict[str, Any], where: Any) -> list[str]:
+    """Rules that span sections. Each runs only when the sections it reads are valid."""
+    problems = []
+    ev, model, search = sections.get("eval"), sections.get("model"), sections.get("search")
+    if task in ("sft", "classification") and ev is not None and ev.metric is not None:
+        allowed = SFT_METRICS if task == "sft" else CLASSIFICATION_METRICS
+        if ev.metric not in allowed:
+            problems.append(
+                f"{where('eval.metric')}eval.metric = {ev.metric!r}: not a metric for task {task}"
+                f"{_did_you_mean(ev.metric, allowed)}. Fix: use one of {', '.join(allowed)}."
+            )
+    if model is not None and search is not None and model.method != "lora":
+        lora_keys = [k for k in search.space if k.startswith("lora_")]
+        if lora_keys:
+            problems.append(
+                f"{where('search.space')}search.space: {lora_keys} only apply to model.method=lora, "
+                f"but the method is {model.method!r}. Fix: remove them or set model.method: lora."
+            )
+    if task == "classification" and model is not None and model.labels is not None:
+        if len(set(model.labels)) != len(model.labels) or len(model.labels) < 2:
+            problems.append(
+                f"{where('model.labels')}model.labels = {model.labels}: needs at least 2 distinct labels. "
+                "Fix: list each label once, or leave it unset to take the labels from the data."
+            )
+    return problems
+
+
+def _did_you_mean(word: str, options: Any) -> str:
+    match = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

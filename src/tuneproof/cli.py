@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
@@ -35,6 +34,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 ConfigArg = Annotated[Path, typer.Argument(help="Run config (tuneproof.yaml); see examples/.")]
+DomainOpt = Annotated[Optional[Path], typer.Option(help="File of reference examples of the target domain.")]
+DomainTextOpt = Annotated[Optional[str], typer.Option(help="A sentence describing the target domain.")]
 SetOpt = Annotated[
     Optional[list[str]],
     typer.Option("--set", "-s", help="Override a config field, e.g. --set train.lr=3e-4 (repeatable)."),
@@ -113,8 +114,8 @@ def check(config: ConfigArg, set_: SetOpt = None) -> None:
 def audit(
     data: Annotated[Path, typer.Argument(help="Dataset: .jsonl, .csv, .parquet or a datasets directory.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for findings.jsonl and audit.json.")],
-    domain: Annotated[Optional[Path], typer.Option(help="File of reference examples of the target domain.")] = None,
-    domain_text: Annotated[Optional[str], typer.Option(help="A sentence describing the target domain.")] = None,
+    domain: DomainOpt = None,
+    domain_text: DomainTextOpt = None,
     eval_data: Annotated[Optional[Path], typer.Option("--eval", help="Eval data, to check for leakage.")] = None,
     model: Annotated[str, typer.Option(help="Model whose tokenizer measures length.")] = "smollm2-135m",
     task: Annotated[str, typer.Option(help="sft or classification.")] = "sft",
@@ -132,8 +133,8 @@ def audit(
 def curate(
     data: Annotated[Path, typer.Argument(help="Dataset to curate.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for kept.jsonl, removed.jsonl, manifest.json.")],
-    domain: Annotated[Optional[Path], typer.Option(help="File of reference examples of the target domain.")] = None,
-    domain_text: Annotated[Optional[str], typer.Option(help="A sentence describing the target domain.")] = None,
+    domain: DomainOpt = None,
+    domain_text: DomainTextOpt = None,
     dry_run: Annotated[bool, typer.Option(help="Print what each threshold would remove; write nothing.")] = False,
     select: Annotated[Optional[float], typer.Option(help="Keep only the best FRACTION by quality and relevance.")] = None,
 ) -> None:
@@ -235,11 +236,16 @@ def ui(
     """Start the MLflow UI on the run's tracking store, bound to 127.0.0.1."""
     uri = _tracking_uri(target)
     console.print(f"MLflow UI for {uri} at http://127.0.0.1:{port}  (Ctrl-C to stop)")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
-    try:
-        raise typer.Exit(subprocess.call(cmd))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    cmd = [
+        sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    # One worker and no background job runner: browsing runs needs neither, and each
+    # costs a process on a 2-core machine.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    sys.stdout.flush()
+    # exec, not a child process: Ctrl-C and kill reach the server itself.
+    os.execve(sys.executable, cmd, env)
 
 
 def _tracking_uri(target: Path) -> str:

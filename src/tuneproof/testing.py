@@ -79,7 +79,6 @@ def tiny_llama(
     The vocabulary is kept small on purpose: with SmolLM2's 49k vocabulary a step takes
     ~200 ms instead of ~10 ms, because the LM head dominates.
     """
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     path = Path(path)
@@ -97,12 +96,7 @@ def tiny_llama(
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
-    model.save_pretrained(path, safe_serialization=True)
-    tokenizer.save_pretrained(path)
-    return path
+    return _save_random(path, LlamaForCausalLM, config, tokenizer, seed)
 
 
 def tiny_bert(
@@ -118,7 +112,6 @@ def tiny_bert(
     Load it with ``load_model(path, "classification", num_labels=k)``: like MiniLM, only
     the classification head is new.
     """
-    import torch
     from transformers import BertConfig, BertModel
 
     path = Path(path)
@@ -132,9 +125,16 @@ def tiny_bert(
         max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id,
     )
+    return _save_random(path, BertModel, config, tokenizer, seed)
+
+
+def _save_random(path: Path, model_cls, config, tokenizer, seed: int) -> Path:
+    """Initialise ``model_cls(config)`` from ``seed`` (global RNG untouched) and save it."""
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = BertModel(config)
+        model = model_cls(config)
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path

@@ -93,3 +93,18 @@ def test_mapping_incomplete_for_its_schema(fixtures: Path) -> None:
 
 def test_unknown_forced_schema(fixtures: Path) -> None:
     assert "use one of: text, prompt_completion" in error_of(fixtures / "text.jsonl", schema="tweets")
+
+
+def test_read_error_is_a_clear_data_error(tmp_path, monkeypatch):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a"}\n')
+    real_open = Path.open
+
+    def failing_open(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", failing_open)
+    with pytest.raises(DataError, match="cannot be read \\(Permission denied\\)"):
+        load_records(path)

@@ -53,6 +53,22 @@ def load_records(
         "train.jsonl: 98 records (prompt_completion), 2 rejected: 2 broken JSON"
     """
     path = Path(path)
+    try:
+        return _load(path, fields, split, rejects_path, schema)
+    except OSError as exc:  # unreadable file, permissions, a disk error mid-read
+        raise DataError(
+            f"{path}: cannot be read ({exc.strerror or exc}); check that the file exists, "
+            "that you may read it, and that the disk is healthy."
+        ) from None
+
+
+def _load(
+    path: Path,
+    fields: dict[str, str] | None,
+    split: str | None,
+    rejects_path: str | Path | None,
+    schema: Schema | str | None,
+) -> LoadResult:
     forced = coerce_schema(schema) if schema is not None else None
     source = open_source(path, split)
     head, objects = _peek(source.rows, _PEEK_OBJECTS)

@@ -148,3 +148,24 @@ def test_to_yaml_round_trips(tmp_path):
     cfg = load_config(MINIMAL, overrides=["train.lr=1e-4"])
     again = load_config(write(tmp_path, cfg.to_yaml()))
     assert again.model_dump() == cfg.model_dump()
+
+
+def test_unknown_keys_in_nested_sections_suggest_the_right_name():
+    raw = {
+        **MINIMAL,
+        "search": {"space": {"lr": {"lo": 1e-5, "high": 1e-3}}},
+        "train": {"early_stopping": {"patiance": 2}},
+        "model": {"lora": {"rr": 8}},
+    }
+    with pytest.raises(ConfigError) as info:
+        load_config(raw)
+    text = str(info.value)
+    assert "search.space.lr.lo: unknown setting (did you mean 'low'?)" in text
+    assert "train.early_stopping.patiance: unknown setting (did you mean 'patience'?)" in text
+    assert "model.lora.rr: unknown setting (did you mean 'r'?)" in text
+
+
+def test_a_mapping_source_is_not_modified():
+    raw = {"name": "x", "task": "sft", "data": {"path": "d.jsonl"}}
+    load_config(raw, overrides=["data.val_fraction=0.2"])
+    assert raw == {"name": "x", "task": "sft", "data": {"path": "d.jsonl"}}

@@ -17,10 +17,11 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -286,10 +287,6 @@ class EvalConfig(_Section):
         default=0.10, ge=0, description="flag forgetting when perplexity on general text rises by more than this share"
     )
 
-    @property
-    def primary_metric(self) -> str | None:
-        return self.metric
-
 
 class TrackingConfig(_Section):
     """Where runs are written and tracked."""
@@ -384,7 +381,8 @@ def load_config(
     """
     problems: list[str] = []
     if isinstance(source, dict):
-        raw, lines, label, base = dict(source), {}, "<config>", Path.cwd()
+        # Deep copy: overrides and path resolution must not change the caller's mapping.
+        raw, lines, label, base = copy.deepcopy(source), {}, "<config>", Path.cwd()
     else:
         path = Path(source).expanduser()
         label, base = str(path), path.resolve().parent
@@ -577,27 +575,19 @@ def _format_errors(
 
 
 def _model_at(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The config model that holds the field at ``loc`` (None past a plain value)."""
     current: Any = cls
-    for part in loc:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
+    parts = iter(loc)
+    for part in parts:
         info = current.model_fields.get(str(part))
         if info is None:
-            # A dict-valued field such as search.space: the value model is the dict's value type.
-            return current if isinstance(part, int) else _dict_value_model(current, loc)
+            return None
         current = _unwrap_model(info.annotation)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _dict_value_model(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    for part in loc:
-        info = cls.model_fields.get(str(part))
-        if info is not None:
-            args = getattr(info.annotation, "__args__", ())
-            for a in args:
-                if isinstance(a, type) and issubclass(a, BaseModel):
-                    return a
-    return None
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        if get_origin(info.annotation) is dict:
+            next(parts, None)  # a dict of models, e.g. search.space: skip the key
+    return current
 
 
 def _unwrap_model(annotation: Any) -> Any:

@@ -99,3 +99,21 @@ def test_record_property_for_missing_field_explains(fixtures: Path) -> None:
 def test_load_result_enforces_invariant() -> None:
     with pytest.raises(ValueError, match="every row must be one or the other"):
         LoadResult(Path("x.jsonl"), "jsonl", Schema.TEXT, {}, [], [], total_rows=1)
+
+
+def test_extra_columns_are_kept_beside_the_canonical_fields(tmp_path):
+    import json
+
+    from tuneproof.data import load_records
+
+    path = tmp_path / "qa.jsonl"
+    rows = [
+        {"question": "Capital of France?", "answer": "Paris", "answers": ["Paris", "paris, france"], "origin": "nq"},
+        {"question": "Capital of Italy?", "answer": "Rome", "answers": ["Rome"], "origin": "nq"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = load_records(path, fields={"prompt": "question", "completion": "answer"})
+    first = result.records[0]
+    assert first.fields == {"prompt": "Capital of France?", "completion": "Paris"}
+    # Mapped source columns are not repeated in extra; everything else is kept unchanged.
+    assert first.extra == {"answers": ["Paris", "paris, france"], "origin": "nq"}

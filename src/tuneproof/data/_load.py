@@ -86,6 +86,7 @@ def _load(
         except DataError as exc:
             raise DataError(f"{source.name}: {exc}") from None
 
+    used = set(field_map.values())
     records: list[Record] = []
     rejected: list[Rejected] = []
     for row in itertools.chain(head, source.rows):
@@ -93,7 +94,8 @@ def _load(
         if problem is None and row.value is not None:
             try:
                 checked = validate_row(row.value, resolved, field_map)
-                records.append(Record(row.id, resolved, checked))
+                extra = {k: v for k, v in row.value.items() if k not in used}
+                records.append(Record(row.id, resolved, checked, extra))
                 continue
             except RowProblem as exc:
                 problem = exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -32,11 +32,14 @@ class Record:
         schema: the schema the example was checked against.
         fields: the canonical fields of ``schema`` only (``text``, ``prompt``, ``messages``...),
             already validated.
+        extra: the row's other columns, unchanged and unchecked (e.g. a list of acceptable
+            ``answers`` that evaluation scores against). Nothing in a row is dropped.
     """
 
     id: str
     schema: Schema
     fields: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def text(self) -> str:

@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
 
-.PHONY: setup demo test test-slow test-all clean
+.PHONY: setup demo test test-slow test-all bench-setup clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test-slow: $(STAMP)
 	@$(PYTEST) -m slow || { rc=$$?; [ $$rc -eq 5 ] && echo "FAIL: no slow tests collected"; exit $$rc; }
 
 test-all: test test-slow
+
+# Benchmarks compare against TRL and datatrove; install those baselines (not needed for tests).
+bench-setup: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e ".[demo,dev,postgres,bench]"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

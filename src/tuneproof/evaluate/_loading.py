@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneproof.errors import ModelLoadError
-from tuneproof.models import load_model, load_tokenizer
+from tuneproof.models import load_model
 
 __all__ = ["is_adapter", "load_tuned", "read_labels"]
 
@@ -37,7 +37,7 @@ def load_tuned(
     recorded = adapter_cfg.get("base_model_name_or_path") or "unknown"
     model, tokenizer = load_model(base, task, labels=labels, seed=seed)  # type: ignore[arg-type]
     if (Path(tuned) / "tokenizer_config.json").is_file():
-        tokenizer = load_tokenizer(tuned)
+        tokenizer = _adapter_tokenizer(tuned)
     from peft import PeftModel
 
     try:
@@ -51,6 +51,19 @@ def load_tuned(
         ) from exc
     _check_adapter_loaded(model, tuned, base, recorded)
     return model, tokenizer
+
+
+def _adapter_tokenizer(path: str | Path) -> Any:
+    """The tokenizer saved next to an adapter (an adapter dir has no config.json to resolve)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except Exception as exc:
+        raise ModelLoadError(f"could not load the tokenizer saved with the adapter {path}: {exc}") from exc
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def _check_adapter_loaded(model: Any, tuned: str | Path, base: str | Path, recorded: str) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from tuneproof.data import Record, Schema
 from tuneproof.errors import DataError
 
-__all__ = ["ClassScores", "classification_metrics", "embed", "fit_probe", "label_ids", "predict_proba"]
+__all__ = ["ClassScores", "check_text_label", "classification_metrics", "embed", "fit_probe", "label_ids", "predict_proba"]
 
 
 class ClassScores:
@@ -33,12 +33,7 @@ def label_ids(records: Sequence[Record], labels: list[str], source: str) -> np.n
     Raises:
         DataError: records without a label (wrong schema), or a label the model doesn't know.
     """
-    if records and records[0].schema != Schema.TEXT_LABEL:
-        raise DataError(
-            f"{source}: the records are {records[0].schema.value} records, but classification "
-            "evaluation needs text and label columns. Fix: map your columns with "
-            "fields={'text': ..., 'label': ...}, or use --task sft for prompt/completion data."
-        )
+    check_text_label(records, source)
     index = {name: i for i, name in enumerate(labels)}
     out = []
     for r in records:
@@ -50,6 +45,16 @@ def label_ids(records: Sequence[Record], labels: list[str], source: str) -> np.n
             )
         out.append(index[key])
     return np.asarray(out, dtype=int)
+
+
+def check_text_label(records: Sequence[Record], source: str) -> None:
+    """Raise a DataError that names the fix unless the records are text+label records."""
+    if records and records[0].schema != Schema.TEXT_LABEL:
+        raise DataError(
+            f"{source}: the records are {records[0].schema.value} records, but classification "
+            "evaluation needs text and label columns. Fix: map your columns with "
+            "fields={'text': ..., 'label': ...}, or use --task sft for prompt/completion data."
+        )
 
 
 def _batched_texts(texts: Sequence[str], batch_size: int):

@@ -11,6 +11,7 @@ from tuneproof.errors import DataError, ModelLoadError
 from tuneproof.evaluate._api import ModelRun, release
 from tuneproof.evaluate._classify import (
     ClassScores,
+    check_text_label,
     classification_metrics,
     embed,
     fit_probe,
@@ -34,7 +35,9 @@ def run_classification(
             "frozen embeddings, fit on the training split, but no training split was given. "
             "Fix: pass --train TRAIN_FILE (or train= in Python), the data the model was tuned on."
         )
+    check_text_label(records, source)
     train_records = load_records(train, fields=fields or None).records
+    check_text_label(train_records, str(train))
     labels = labels or (None if is_adapter(tuned) else read_labels(tuned))
     if labels is None:
         # The training engine's rule: label names sorted, when the config names none.

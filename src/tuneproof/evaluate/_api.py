@@ -209,7 +209,7 @@ def evaluate(
         forgetting=run.forgetting, details={**run.details, "min_effect": cfg.min_effect, "limit": cfg.limit},
         out_dir=out_dir,
     )  # fmt: skip
-    _write_records(out_dir / "records.jsonl", records, run, primary, info.higher_is_better)
+    _write_records(out_dir / "records.jsonl", records, run, primary)
     _write_json(out_dir / "eval.json", result.to_dict())
     if tracking_uri:
         from tuneproof.evaluate._tracking import _log_to_mlflow
@@ -289,16 +289,20 @@ def release(model: Any) -> None:
     gc.collect()
 
 
-def _write_records(path: Path, records: list, run: ModelRun, primary: str, higher_is_better: bool) -> None:
-    sign = 1.0 if higher_is_better else -1.0
-    ref_scores = run.per_record[run.reference].get(primary)
-    tuned_scores = run.per_record["tuned"].get(primary)
+def _write_records(path: Path, records: list, run: ModelRun, primary: str) -> None:
+    # Per-record gain on the primary metric; a metric that is not a per-record mean
+    # (macro-F1, AUROC) falls back to the per-record score the runner gives (accuracy).
+    key = primary if primary in run.per_record["tuned"] else next(iter(run.per_record["tuned"]))
+    sign = 1.0 if METRICS[key].higher_is_better else -1.0
+    ref_scores = run.per_record[run.reference].get(key)
+    tuned_scores = run.per_record["tuned"].get(key)
     with path.open("w", encoding="utf-8") as f:
         for i, r in enumerate(records):
             row: dict[str, Any] = {"id": r.id, **run.record_fields[i]}
             for model, scores in run.per_record.items():
                 row[model] = {k: float(v[i]) for k, v in scores.items()}
             if ref_scores is not None and tuned_scores is not None:
+                row["gain_metric"] = key
                 row["delta"] = float(tuned_scores[i] - ref_scores[i])
                 row["gain"] = sign * row["delta"]  # > 0: the tuned model did better on this record
             f.write(json.dumps(_clean(row), ensure_ascii=False) + "\n")

@@ -45,6 +45,11 @@ def run_classification(
     y = label_ids(records, labels, source)
     y_train = label_ids(train_records, labels, str(train))
     n_classes = len(labels)
+    if primary == "auroc" and n_classes != 2:
+        raise DataError(
+            f"metric auroc is for binary tasks, but there are {n_classes} labels {labels}. "
+            "Fix: use --metric accuracy or macro_f1."
+        )
     texts = [str(r.text) for r in records]
     proba: dict[str, np.ndarray] = {}
     with ui.progress() as progress:
@@ -107,10 +112,4 @@ def run_classification(
 
 
 def _stat(y: np.ndarray, scores: ClassScores, n_classes: int, metric: str) -> Any:
-    def statistic(weights: np.ndarray) -> np.ndarray:
-        values = classification_metrics(y, scores, n_classes, weights)
-        if metric not in values:
-            raise DataError(f"metric {metric} needs a binary task, but there are {n_classes} classes. Fix: use accuracy or macro_f1.")
-        return values[metric]
-
-    return statistic
+    return lambda weights: classification_metrics(y, scores, n_classes, weights)[metric]

@@ -79,3 +79,16 @@ def test_verdict_rules():
     assert verdict(_delta(-0.2, -0.3, -0.1, higher=False))[0] == "improved"
     assert verdict(_delta(0.2, 0.1, 0.3, higher=False))[0] == "regressed"
     assert verdict(_delta(float("nan"), float("nan"), float("nan")))[0] == "no_change"
+
+
+def test_mean_fast_path_agrees_with_the_general_count_path():
+    rng = np.random.default_rng(5)
+    a, b = rng.random(400), rng.random(400) + 0.03
+    fast = paired_bootstrap_means("m", a, b, higher_is_better=True, resamples=4000)
+    general = paired_bootstrap(
+        "m", lambda w: (w @ a) / w.sum(1), lambda w: (w @ b) / w.sum(1), 400, higher_is_better=True, resamples=4000
+    )
+    assert fast.value == pytest.approx(general.value)
+    width = general.ci_high - general.ci_low
+    assert abs(fast.ci_low - general.ci_low) < 0.1 * width
+    assert abs(fast.ci_high - general.ci_high) < 0.1 * width

@@ -47,7 +47,10 @@ class Delta:
 def bootstrap_counts(n: int, resamples: int, seed: int) -> np.ndarray:
     """``(resamples, n)`` counts: how often each of ``n`` records is drawn in each resample."""
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
+    # n uniform draws per resample, counted with one bincount over offset indices:
+    # several times faster than rng.multinomial, with the same distribution.
+    draws = rng.integers(0, n, size=(resamples, n)) + (np.arange(resamples) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=resamples * n).reshape(resamples, n).astype(float)
 
 
 def paired_bootstrap(
@@ -75,21 +78,37 @@ def paired_bootstrap(
     Raises:
         ValueError: ``n`` < 1, fewer than 1000 resamples, or a confidence outside (0, 1).
     """
+    _check(n, resamples, confidence)
+    ones = np.ones((1, n))
+    ref_point, tuned_point = float(reference(ones)[0]), float(tuned(ones)[0])
+    diffs = [tuned(counts) - reference(counts) for counts in _blocks(n, resamples, seed, counts=True)]
+    return _delta(metric, ref_point, tuned_point, np.concatenate(diffs), confidence, seed, higher_is_better)
+
+
+def _check(n: int, resamples: int, confidence: float) -> None:
     if n < 1:
         raise ValueError("the bootstrap needs at least one record; the test set is empty")
     if resamples < 1000:
         raise ValueError(f"resamples={resamples}: use at least 1000 for a stable interval")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence={confidence}: must be in (0, 1), e.g. 0.95")
-    ones = np.ones((1, n))
-    ref_point, tuned_point = float(reference(ones)[0]), float(tuned(ones)[0])
-    rng_seed = np.random.SeedSequence(seed)
-    diffs = []
+
+
+def _blocks(n: int, resamples: int, seed: int, *, counts: bool):
+    """Resamples in blocks that fit in memory: record counts ``(B, n)`` or drawn indices."""
     block = max(1, _BLOCK_CELLS // n)
-    for start, child in zip(range(0, resamples, block), rng_seed.spawn((resamples + block - 1) // block)):
-        counts = bootstrap_counts(n, min(block, resamples - start), int(child.generate_state(1)[0]))
-        diffs.append(tuned(counts) - reference(counts))
-    d = np.concatenate(diffs)
+    children = np.random.SeedSequence(seed).spawn((resamples + block - 1) // block)
+    for start, child in zip(range(0, resamples, block), children):
+        size, child_seed = min(block, resamples - start), int(child.generate_state(1)[0])
+        if counts:
+            yield bootstrap_counts(n, size, child_seed)
+        else:
+            yield np.random.default_rng(child_seed).integers(0, n, size=(size, n))
+
+
+def _delta(
+    metric: str, ref_point: float, tuned_point: float, d: np.ndarray, confidence: float, seed: int, higher: bool
+) -> Delta:
     undefined = int(np.isnan(d).sum())
     alpha = (1 - confidence) / 2
     if undefined == len(d):
@@ -104,9 +123,9 @@ def paired_bootstrap(
         ci_low=low,
         ci_high=high,
         confidence=confidence,
-        resamples=resamples,
+        resamples=len(d),
         seed=seed,
-        higher_is_better=higher_is_better,
+        higher_is_better=higher,
         undefined_resamples=undefined,
     )
 
@@ -132,14 +151,12 @@ def paired_bootstrap_means(
     tun = np.asarray(tuned_scores, dtype=float)
     if ref.shape != tun.shape or ref.ndim != 1:
         raise ValueError(f"paired scores must be two 1-D arrays of equal length, got {ref.shape} and {tun.shape}")
-
-    def mean_of(scores: np.ndarray) -> Statistic:
-        return lambda w: (w @ scores) / w.sum(axis=1)
-
-    return paired_bootstrap(
-        metric, mean_of(ref), mean_of(tun), len(ref),
-        higher_is_better=higher_is_better, resamples=resamples, confidence=confidence, seed=seed,
-    )  # fmt: skip
+    _check(len(ref), resamples, confidence)
+    # For a mean, the difference of means is the mean of per-record differences: one gather
+    # per resample, no count matrix.
+    diff = tun - ref
+    d = np.concatenate([diff[idx].mean(axis=1) for idx in _blocks(len(diff), resamples, seed, counts=False)])
+    return _delta(metric, float(ref.mean()), float(tun.mean()), d, confidence, seed, higher_is_better)
 
 
 def verdict(delta: Delta, min_effect: float = 0.0) -> tuple[Verdict, str]:

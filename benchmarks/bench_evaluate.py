@@ -29,7 +29,7 @@ def _env() -> str:
 
 def bench_generation(n_questions: int, rounds: int, max_new_tokens: int) -> None:
     from tuneproof.corpora import nq_open
-    from tuneproof.evaluate._sft import SftExample, generate
+    from tuneproof.evaluate._sft import SftExample, generate, score_nll
     from tuneproof.models import load_model
 
     qs = nq_open()[:n_questions]
@@ -37,6 +37,9 @@ def bench_generation(n_questions: int, rounds: int, max_new_tokens: int) -> None
                            q["answers"][0], q["answers"]) for i, q in enumerate(qs)]  # fmt: skip
     model, tok = load_model("smollm2-135m", "sft")
     model.eval()
+    # Warm-up (discarded): the first calls allocate and pick kernels.
+    generate(model, tok, examples[:8], max_new_tokens=max_new_tokens, max_length=512, batch_size=8)
+    score_nll(model, tok, examples[:8], max_length=512, batch_size=8, bf16=True)
     rates: dict[str, list[float]] = {"batched(8)": [], "one-at-a-time": []}
     outputs: dict[str, list[str]] = {}
     for r in range(rounds):
@@ -50,12 +53,14 @@ def bench_generation(n_questions: int, rounds: int, max_new_tokens: int) -> None
     print(f"generation, SmolLM2-135M fp32, {n_questions} NQ questions, max_new_tokens={max_new_tokens}:")
     print(f"  median tok/s batched(8) {med['batched(8)']:.1f}, one-at-a-time {med['one-at-a-time']:.1f}, "
           f"ratio {med['batched(8)'] / med['one-at-a-time']:.2f}x; outputs differing: {differ}/{len(examples)}")  # fmt: skip
-    from tuneproof.evaluate import exact_match
+    from tuneproof.evaluate import exact_match, token_f1
 
-    em = np.mean([exact_match(o, ex.references) for o, ex in zip(outputs["batched(8)"], examples)])
-    print(f"  zero-shot exact match of SmolLM2-135M on these questions: {em:.3f}")
-
-    from tuneproof.evaluate._sft import score_nll
+    outs = outputs["batched(8)"]
+    em = np.mean([exact_match(o, ex.references) for o, ex in zip(outs, examples)])
+    f1 = np.mean([token_f1(o, ex.references) for o, ex in zip(outs, examples)])
+    print(f"  zero-shot SmolLM2-135M on these questions: exact match {em:.3f}, token F1 {f1:.3f}")
+    for o, ex in list(zip(outs, examples))[:3]:
+        print(f"    Q: {ex.messages[0]['content'].splitlines()[-1]!r} -> {o!r} (answers {ex.references})")
 
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     nll: dict[str, float] = {}
@@ -125,7 +130,7 @@ def bench_bootstrap(n: int, rounds: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--questions", type=int, default=48)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=16)
     ap.add_argument("--skip-generation", action="store_true")
     args = ap.parse_args()

@@ -211,6 +211,8 @@ def evaluate(
     """Score tuned against its reference on the same records: CIs, a verdict, forgetting."""
     from tuneproof.evaluate import evaluate as run_evaluate
 
+    if set_ and not config:
+        raise TuneproofError("tuneproof evaluate: --set overrides a config, but no --config was given. Fix: add --config.")
     cfg = _load(config, set_) if config else None
     base = base or (cfg.model.name if cfg else None)
     data = data or (Path(cfg.data.eval_path) if cfg and cfg.data.eval_path else None)

@@ -19,7 +19,7 @@ from tuneproof.evaluate._classify import (
     predict_proba,
     probe_proba,
 )
-from tuneproof.evaluate._loading import is_adapter, read_labels, load_tuned
+from tuneproof.evaluate._loading import is_adapter, load_tuned, read_labels
 from tuneproof.models import load_model, resolve_model
 
 _SHOW_CHARS = 300

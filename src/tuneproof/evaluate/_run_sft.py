@@ -26,13 +26,13 @@ _SHOW_CHARS = 500
 
 def run_sft(
     base: Any, tuned: Any, records: list, source: str, primary: str, cfg: Any, ui: Any,
-    *, seed: int, batch_size: int, max_length: int, bf16: bool,
+    *, seed: int, batch_size: int, max_length: int, bf16: bool, forgetting_n: int = FORGETTING_TEXTS,
 ) -> ModelRun:  # fmt: skip
     examples = sft_examples(records, source)
     references = [ex.references for ex in examples]
     texts, text_source = None, None
     if cfg.forgetting_text:
-        texts, text_source = forgetting_texts(cfg.forgetting_text, FORGETTING_TEXTS, seed)
+        texts, text_source = forgetting_texts(cfg.forgetting_text, forgetting_n, seed)
     else:
         ui.warn(
             "forgetting check skipped: no general text configured. Fix: pass --forgetting-text FILE, "

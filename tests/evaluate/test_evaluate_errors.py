@@ -70,3 +70,9 @@ def test_missing_forgetting_file(tiny_llama_dir, tmp_path):
     data = write_jsonl(tmp_path / "test.jsonl", pattern_rows(["c"]))
     with pytest.raises(DataError, match="no such file.*xsum"):
         evaluate(tiny_llama_dir, tiny_llama_dir, data, tmp_path / "out", forgetting_text=str(tmp_path / "nope.txt"))
+
+
+def test_bad_limit(tiny_llama_dir, tmp_path):
+    data = write_jsonl(tmp_path / "test.jsonl", pattern_rows(["c"]))
+    with pytest.raises(ConfigError, match=r"limit = 0: .*greater than or equal to 1"):
+        evaluate(tiny_llama_dir, tiny_llama_dir, data, tmp_path / "out", limit=0)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import ValidationError
 
 from tuneproof.config import CLASSIFICATION_METRICS, SFT_METRICS, EvalConfig
 from tuneproof.errors import ConfigError, DataError
@@ -19,6 +20,7 @@ from tuneproof.evaluate._metrics import METRICS, exact_match, label_accuracy, ro
 
 __all__ = ["EvalResult", "evaluate"]
 
+_FIELD_HELP = {k: EvalConfig.model_fields[k].description for k in ("metric", "limit", "forgetting_text")}
 GENERATION_METRICS = ("exact_match", "token_f1", "rouge_l", "label_accuracy")
 # How many general-English texts the forgetting check scores, each cut to this many tokens.
 FORGETTING_TEXTS = 200
@@ -170,7 +172,11 @@ def evaluate(
     cfg = (config or EvalConfig()).model_copy()
     for key, value in (("metric", metric), ("limit", limit), ("forgetting_text", forgetting_text)):
         if value is not None:
-            setattr(cfg, key, value)
+            try:
+                setattr(cfg, key, value)
+            except ValidationError as exc:
+                msg = exc.errors(include_url=False)[0]["msg"]
+                raise ConfigError("evaluate", [f"{key} = {value!r}: {msg}. Fix: {_FIELD_HELP[key]}."]) from None
     primary = cfg.metric or ("nll" if task == "sft" else "accuracy")
     allowed = SFT_METRICS if task == "sft" else CLASSIFICATION_METRICS if task == "classification" else None
     if allowed is None:

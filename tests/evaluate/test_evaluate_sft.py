@@ -95,9 +95,9 @@ def test_lora_adapter_is_loaded_on_the_base(tiny_llama_dir, pattern_data, tmp_pa
 def test_forgetting_flags_a_model_that_lost_general_text(tiny_llama_dir, general_text, pattern_data, tmp_path):
     # A base that knows the general text, then fine-tuned hard on the pattern only.
     paragraphs = [p for p in general_text.read_text().split("\n\n") if p.strip()]
-    general = train_text(tiny_llama_dir, paragraphs, tmp_path / "general", steps=60)
+    general = train_text(tiny_llama_dir, paragraphs, tmp_path / "general", steps=30)
     rows = [json.loads(line) for line in pattern_data["train"].read_text().splitlines()]
-    narrow = train_sft(general, rows, tmp_path / "narrow", steps=60)
+    narrow = train_sft(general, rows, tmp_path / "narrow", steps=30)
     r = evaluate(general, narrow, pattern_data["test"], tmp_path / "eval", forgetting_text=str(general_text))
     f = r.forgetting
     assert f["status"] == "ok" and f["n_texts"] == 4

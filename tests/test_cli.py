@@ -52,7 +52,6 @@ def config_file(tmp_path):
         (["report", "{dir}"], "The pipeline"),
         (["audit", "{data}", "--out", "{dir}"], "audit"),
         (["curate", "{data}", "--out", "{dir}"], "audit"),
-        (["evaluate", "--base", "x", "--tuned", "y", "--data", "{data}", "--out", "{dir}"], "Evaluation"),
     ],
 )
 def test_unbuilt_engines_exit_2_and_say_so(argv, issue, config_file, tmp_path):

@@ -15,6 +15,7 @@ def test_top_level_exports():
             "RunConfig",
             "TuneproofError",
             "__version__",
+            "evaluate",
             "load_config",
             "load_model",
             "load_records",
@@ -31,3 +32,11 @@ def test_importing_tuneproof_does_not_import_torch():
     code = "import sys, tuneproof; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_evaluate_is_the_function_even_after_importing_its_package():
+    import tuneproof.evaluate._sft  # noqa: F401  (a submodule import must not rebind the name)
+    from tuneproof.evaluate import EvalResult, evaluate
+
+    assert tuneproof.evaluate is evaluate and callable(tuneproof.evaluate)
+    assert EvalResult.__name__ == "EvalResult"

@@ -24,6 +24,7 @@ __all__ = [
     "RunConfig",
     "TuneproofError",
     "__version__",
+    "evaluate",
     "load_config",
     "load_model",
     "load_records",
@@ -37,6 +38,11 @@ from tuneproof.errors import (
     NotImplementedYet,
     TuneproofError,
 )
+
+# Eager, and after the other imports: tuneproof.evaluate is also the name of the package
+# that holds the function; binding the function here keeps `tuneproof.evaluate(...)`
+# callable after any later `import tuneproof.evaluate._x`. It imports numpy, not torch.
+from tuneproof.evaluate import evaluate
 
 if TYPE_CHECKING:
     from tuneproof.data import load_records

@@ -182,14 +182,61 @@ def train(
 @app.command()
 @_friendly
 def evaluate(
-    base: Annotated[str, typer.Option(help="Base model: bundled name, model directory or .gguf file.")],
     tuned: Annotated[str, typer.Option(help="Tuned model directory or PEFT adapter.")],
-    data: Annotated[Path, typer.Option(help="Held-out test data.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for eval.json and records.jsonl.")],
+    base: Annotated[
+        Optional[str], typer.Option(help="Base model: bundled name, model directory or .gguf file (default: the config's).")
+    ] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Held-out test data (default: the config's data.eval_path).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Score only the first N records.")] = None,
+    task: Annotated[Optional[str], typer.Option(help="sft or classification (default: the config's, else sft).")] = None,
+    metric: Annotated[
+        Optional[str],
+        typer.Option(help="Primary metric. sft: nll, exact_match, token_f1, rouge_l, label_accuracy; "
+                     "classification: accuracy, macro_f1, auroc."),
+    ] = None,
+    train_data: Annotated[
+        Optional[Path], typer.Option("--train", help="Training split; classification fits the linear probe on it.")
+    ] = None,
+    forgetting_text: Annotated[
+        Optional[str], typer.Option(help="General text for the forgetting check: a file, or xsum / fortunes.")
+    ] = None,
+    labels: Annotated[Optional[str], typer.Option(help="Classification labels in index order, comma-separated.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Run config: takes the eval section, model, task and tracking.")] = None,
+    set_: SetOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 8,
+    bf16: Annotated[
+        bool, typer.Option(help="bf16 autocast: 1.7x faster NLL scoring measured here (BENCHMARKS.md); NLL moves ~0.003.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap, the probe and any new head.")] = 0,
 ) -> None:
     """Score tuned against its reference on the same records: CIs, a verdict, forgetting."""
-    raise _not_built("evaluate", "Evaluation with proof")
+    from tuneproof.evaluate import evaluate as run_evaluate
+
+    if set_ and not config:
+        raise TuneproofError("tuneproof evaluate: --set overrides a config, but no --config was given. Fix: add --config.")
+    cfg = _load(config, set_) if config else None
+    base = base or (cfg.model.name if cfg else None)
+    data = data or (Path(cfg.data.eval_path) if cfg and cfg.data.eval_path else None)
+    if base is None or data is None:
+        raise TuneproofError(
+            f"tuneproof evaluate: missing {' and '.join(n for n, v in (('--base', base), ('--data', data)) if v is None)}. "
+            "Fix: pass them, or --config with model.name and data.eval_path."
+        )
+    result = run_evaluate(
+        base, tuned, data, out,
+        task=task or (cfg.task if cfg else "sft"),  # type: ignore[arg-type]
+        config=cfg.eval if cfg else None, metric=metric, limit=limit,
+        train=train_data or (cfg.data.path if cfg and (task or cfg.task) == "classification" else None),
+        forgetting_text=forgetting_text, fields=(cfg.data.fields or None) if cfg else None,
+        labels=[x.strip() for x in labels.split(",")] if labels else (cfg.model.labels if cfg else None),
+        seed=seed, batch_size=batch_size, max_length=cfg.model.max_length if cfg else 512, bf16=bf16,
+        tracking_uri=cfg.tracking.resolved_uri() if cfg else None,
+        experiment=cfg.tracking.experiment if cfg else "tuneproof",
+    )  # fmt: skip
+    color = {"improved": "green", "regressed": "red"}.get(result.verdict, "yellow")
+    console.print(f"[{color}]{result.summary()}[/{color}]", highlight=False)
+    console.print(f"wrote {out / 'eval.json'} and {out / 'records.jsonl'}")
 
 
 @app.command()

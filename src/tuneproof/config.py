@@ -281,7 +281,10 @@ class EvalConfig(_Section):
     max_new_tokens: int = Field(default=32, ge=1, description="generation budget for the task metric")
     limit: int | None = Field(default=None, ge=1, description="score only the first N test records (quick checks)")
     forgetting_text: str | None = Field(
-        default=None, description="general English text file for the forgetting check; unset uses a bundled corpus"
+        default=None,
+        description="general English text for the forgetting check: a .txt file (paragraphs) or a file "
+        "with a text column, or xsum / fortunes for a real corpus from the package registries; "
+        "unset skips the check, and eval.json says so",
     )
     forgetting_limit: float = Field(
         default=0.10, ge=0, description="flag forgetting when perplexity on general text rises by more than this share"

@@ -245,6 +245,11 @@ def _prepare(cfg: RunConfig, out: Path, console: Any) -> _Prepared:
 
     if cfg.train.dropout is not None:
         _model.apply_dropout(model, cfg.train.dropout)
+    # Seed before PEFT draws the adapters' initial weights: Trainer seeds only after the
+    # model exists, so without this two runs with the same seed start from different adapters.
+    from transformers import set_seed
+
+    set_seed(cfg.train.seed)
     model = _model.prepare_model(model, cfg.model, cfg.task)
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

@@ -13,6 +13,10 @@ Example:
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from tuneproof.train._batching import length_grouped_batches
 from tuneproof.train._engine import DEFAULT_LR, TrainResult, resolve_bf16, train
 from tuneproof.train._guard import EvalPoint, GuardFindings, OverfitGuard, check_overfitting
@@ -31,3 +35,18 @@ __all__ = [
     "split_records",
     "train",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``tuneproof.train(config)`` call :func:`train` although ``tuneproof.train`` is this package.
+
+    Python binds a subpackage to its parent's attribute of the same name on import, so a
+    top-level ``train`` function would be replaced by this module; making the module
+    callable keeps both ``tuneproof.train(...)`` and ``from tuneproof.train import ...``.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

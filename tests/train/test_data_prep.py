@@ -121,3 +121,18 @@ def test_pad_batch_pads_labels_with_ignore():
     assert out["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
     assert out["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert out["labels"].tolist() == [[IGNORE, 6, 7], [IGNORE, IGNORE, IGNORE]]
+
+
+def test_train_dropout_sets_attention_and_hidden_dropout(tiny_bert_dir, tiny_llama_dir):
+    import torch
+
+    from tuneproof.models import load_model
+    from tuneproof.train._model import apply_dropout
+
+    bert, _ = load_model(tiny_bert_dir, "classification", num_labels=2)
+    apply_dropout(bert, 0.3)
+    assert {m.p for m in bert.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
+    assert bert.config.hidden_dropout_prob == 0.3 and bert.config.attention_probs_dropout_prob == 0.3
+    llama, _ = load_model(tiny_llama_dir, "sft")
+    apply_dropout(llama, 0.2)
+    assert {m.attention_dropout for m in llama.modules() if hasattr(m, "attention_dropout")} == {0.2}

@@ -215,6 +215,8 @@ def _prepare(cfg: RunConfig, out: Path, console: Any) -> _Prepared:
     )
     _model.check_max_length(model, cfg.model.max_length, cfg.model.name)
 
+    label2id = {name: i for i, name in enumerate(labels or [])}
+
     def encode(records: list[Any]) -> tuple[list[dict[str, Any]], int, int]:
         feats, truncated, empty = [], 0, 0
         for r in records:
@@ -224,7 +226,6 @@ def _prepare(cfg: RunConfig, out: Path, console: Any) -> _Prepared:
                     empty += 1  # the completion was cut away entirely: nothing to learn
                     continue
             else:
-                label2id = {name: i for i, name in enumerate(labels or [])}
                 f, cut = classification.encode_classification(r, tokenizer, cfg.model.max_length, label2id)
             truncated += cut
             feats.append(f)
@@ -301,7 +302,7 @@ def _training_args(cfg: RunConfig, p: _Prepared, out: Path) -> Any:
         gradient_accumulation_steps=t.grad_accum,
         learning_rate=p.lr,
         lr_scheduler_type=t.scheduler,
-        warmup_steps=t.warmup_ratio if t.warmup_ratio < 1 else 0,
+        warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a share of the steps
         num_train_epochs=t.epochs,
         max_steps=t.max_steps or -1,
         weight_decay=t.weight_decay,

@@ -200,3 +200,31 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_llama_dir, make_config
         # float noise in near-zero gradients flips whole updates.)
         assert loss == pytest.approx(ref[0], rel=1e-5), (key, losses)
         assert grad_norm == pytest.approx(ref[1], rel=1e-4), (key, losses)
+
+
+def test_saved_adapter_reproduces_the_final_val_loss(tiny_llama_dir, make_config, qa_rows):
+    """Reload base + saved adapter from disk and score the validation set again."""
+    import torch
+    from peft import PeftModel
+
+    from tuneproof.data import load_records
+    from tuneproof.models import load_model
+    from tuneproof.train import length_grouped_batches
+    from tuneproof.train.sft import SftCollator, completion_loss, encode_sft
+
+    cfg = make_config(tiny_llama_dir, eval_rows=qa_rows(10, seed=9), train={"lr": 5e-3})
+    result = train(cfg)
+    base, tok = load_model(tiny_llama_dir, "sft")
+    model = PeftModel.from_pretrained(base, result.model_dir).eval()
+    feats = [encode_sft(r, tok, 64)[0] for r in load_records(cfg["data"]["eval_path"]).records]
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for b in length_grouped_batches([len(f["input_ids"]) for f in feats], batch_size=4):
+            batch = SftCollator(tok.pad_token_id)([[feats[i] for i in b]])
+            labels = batch.pop("labels")
+            # Trainer's eval loss is the mean over (pre-built) batches of each batch's token mean.
+            total += completion_loss(model(**batch), labels).item()
+            n += 1
+    assert total / n == pytest.approx(result.final_metrics["loss"], rel=1e-4)
+    # ...and training changed the model: the base alone scores differently.
+    assert abs(result.final_metrics["loss"] - result.guard["curve"][0]["val_loss"]) > 1e-3

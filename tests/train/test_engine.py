@@ -222,9 +222,10 @@ def test_saved_adapter_reproduces_the_final_val_loss(tiny_llama_dir, make_config
         for b in length_grouped_batches([len(f["input_ids"]) for f in feats], batch_size=4):
             batch = SftCollator(tok.pad_token_id)([[feats[i] for i in b]])
             labels = batch.pop("labels")
-            # Trainer's eval loss is the mean over (pre-built) batches of each batch's token mean.
-            total += completion_loss(model(**batch), labels).item()
-            n += 1
+            # The eval loss is the mean over every completion token of the validation set.
+            tokens = int((labels[:, 1:] != -100).sum())
+            total += completion_loss(model(**batch), labels).item() * tokens
+            n += tokens
     assert total / n == pytest.approx(result.final_metrics["loss"], rel=1e-4)
     # ...and training changed the model: the base alone scores differently.
     assert abs(result.final_metrics["loss"] - result.guard["curve"][0]["val_loss"]) > 1e-3

@@ -159,6 +159,7 @@ class _Prepared:
     train_set: Any
     val_set: Any
     collator: Any
+    loss_func: Any
     labels: list[str] | None
     split_path: Path | None
     data: dict[str, Any]
@@ -277,6 +278,9 @@ def _prepare(cfg: RunConfig, out: Path, console: Any) -> _Prepared:
         train_set=_batching.BatchedDataset(train_feats, batches),
         val_set=_batching.BatchedDataset(val_feats, val_batches),
         collator=collator,
+        loss_func=sft.CompletionLoss(_eval_tokens_per_batch(val_feats, val_batches), model)
+        if cfg.task == "sft"
+        else None,
         labels=labels,
         split_path=split_path,
         data=data,
@@ -285,6 +289,14 @@ def _prepare(cfg: RunConfig, out: Path, console: Any) -> _Prepared:
         lr=lr,
         lr_source=lr_source,
     )
+
+
+def _eval_tokens_per_batch(feats: list[dict[str, Any]], batches: list[list[int]]) -> float:
+    """Mean completion tokens per validation batch (labels past position 0 that are not -100)."""
+    from tuneproof.train.sft import IGNORE
+
+    tokens = sum(sum(1 for x in f["labels"][1:] if x != IGNORE) for f in feats)
+    return tokens / max(1, len(batches))
 
 
 def _training_args(cfg: RunConfig, p: _Prepared, out: Path) -> Any:
@@ -390,7 +402,7 @@ def _fit(
             train_dataset=p.train_set,
             eval_dataset=p.val_set,
             data_collator=p.collator,
-            compute_loss_func=sft.completion_loss if cfg.task == "sft" else None,
+            compute_loss_func=p.loss_func,
             compute_metrics=classification.accuracy_metrics if cfg.task == "classification" else None,
             callbacks=callbacks + extra_callbacks,
         )

@@ -45,7 +45,6 @@ def config_file(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "issue"),
     [
-        (["train", "{cfg}"], "Training engine"),
         (["tune", "{cfg}"], "hyperparameter search"),
         (["lr-sweep", "{cfg}"], "hyperparameter search"),
         (["run", "{cfg}"], "The pipeline"),

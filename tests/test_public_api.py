@@ -19,10 +19,18 @@ def test_top_level_exports():
             "load_config",
             "load_model",
             "load_records",
+            "train",
         ]
     )
     for name in tuneproof.__all__:
         assert getattr(tuneproof, name) is not None
+
+
+def test_train_is_callable_and_a_package():
+    import tuneproof.train
+
+    assert callable(tuneproof.train)
+    assert tuneproof.train.train is not None and tuneproof.train.TrainResult is not None
 
 
 def test_importing_tuneproof_does_not_import_torch():

@@ -28,6 +28,7 @@ __all__ = [
     "load_config",
     "load_model",
     "load_records",
+    "train",
 ]
 
 from tuneproof.config import RunConfig, load_config
@@ -47,6 +48,7 @@ from tuneproof.evaluate import evaluate
 if TYPE_CHECKING:
     from tuneproof.data import load_records
     from tuneproof.models import load_model
+    from tuneproof.train import train
 
 
 def __getattr__(name: str) -> Any:
@@ -59,4 +61,9 @@ def __getattr__(name: str) -> Any:
         from tuneproof.data import load_records
 
         return load_records
+    if name == "train":
+        # The subpackage is callable: tuneproof.train(config, ...) runs one training.
+        import tuneproof.train as train_package
+
+        return train_package
     raise AttributeError(f"module 'tuneproof' has no attribute {name!r}")

@@ -175,8 +175,22 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
 ) -> None:
     """Train one model (full, LoRA or freeze) with early stopping and the overfitting guard."""
-    _load(config, set_)
-    raise _not_built("train", "Training engine")
+    from tuneproof.train import train as run_training
+
+    result = run_training(_load(config, set_), resume=resume, console=err_console)
+    guard = result.guard
+    print_table(
+        "training",
+        [
+            ("model", str(result.model_dir)),
+            ("steps", f"{result.global_step}" + (" (stopped early)" if result.stopped_early else "")),
+            ("best val loss", f"{result.best_metrics.get('loss', float('nan')):.4f} at step {result.best_step}"),
+            ("overfitting", f"at step {guard['detected_step']}: {guard['reason']}" if guard["overfitting"] else "none"),
+            ("summary", str(result.train_json)),
+            ("MLflow run", result.mlflow_run_id),
+        ],
+        ["", ""],
+    )
 
 
 @app.command()

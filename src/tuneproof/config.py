@@ -36,6 +36,7 @@ __all__ = [
     "EarlyStoppingConfig",
     "EvalConfig",
     "LoraConfig",
+    "OverfitGuardConfig",
     "ModelConfig",
     "ParamRange",
     "RunConfig",
@@ -168,6 +169,11 @@ class ModelConfig(_Section):
     trust_remote_code: bool = Field(
         default=False, description="run code shipped with the model; leave false unless you trust it"
     )
+    merge: bool = Field(
+        default=False,
+        description="for method=lora: also save the adapter merged into the base weights "
+        "(a plain model directory, no PEFT needed to load it)",
+    )
 
 
 class EarlyStoppingConfig(_Section):
@@ -176,6 +182,22 @@ class EarlyStoppingConfig(_Section):
     enabled: bool = Field(default=True, description="on by default whenever a validation split exists")
     patience: int = Field(default=3, ge=1, description="evaluations without improvement before stopping")
     min_delta: float = Field(default=0.0, ge=0, description="smallest decrease in loss that counts")
+
+
+class OverfitGuardConfig(_Section):
+    """Flag overfitting from the train and validation loss seen at each evaluation."""
+
+    enabled: bool = Field(default=True, description="watch every evaluation when a validation split exists")
+    patience: int = Field(
+        default=2, ge=1, description="flag when validation loss rose this many evaluations in a row "
+        "while training loss kept falling"
+    )
+    max_gap_increase: float = Field(
+        default=0.5,
+        gt=0,
+        description="flag when (val loss - train loss) has grown by more than this (in nats) "
+        "since the first evaluation",
+    )
 
 
 class TrainConfig(_Section):
@@ -208,6 +230,13 @@ class TrainConfig(_Section):
         default=None, ge=1, description="evaluate every N steps; unset means about 10 evaluations per run"
     )
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    overfit_guard: OverfitGuardConfig = Field(default_factory=OverfitGuardConfig)
+    max_batch_tokens: int | None = Field(
+        default=None,
+        ge=8,
+        description="cap a batch at this many tokens (longest example x examples); batches are "
+        "grouped by length, so short examples share a batch and padding stays small",
+    )
 
 
 class ParamRange(_Section):

@@ -15,6 +15,8 @@ def test_top_level_exports():
             "RunConfig",
             "TuneproofError",
             "__version__",
+            "audit",
+            "curate",
             "load_config",
             "load_model",
             "load_records",

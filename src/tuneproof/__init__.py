@@ -24,6 +24,8 @@ __all__ = [
     "RunConfig",
     "TuneproofError",
     "__version__",
+    "audit",
+    "curate",
     "load_config",
     "load_model",
     "load_records",
@@ -39,6 +41,7 @@ from tuneproof.errors import (
 )
 
 if TYPE_CHECKING:
+    from tuneproof.audit import audit, curate
     from tuneproof.data import load_records
     from tuneproof.models import load_model
 
@@ -49,6 +52,13 @@ def __getattr__(name: str) -> Any:
         from tuneproof.models import load_model
 
         return load_model
+    if name in ("audit", "curate"):
+        # `tuneproof.audit` is also the subpackage; importing it makes the attribute the
+        # (callable) module, so `tuneproof.audit(...)` works either way.
+        import importlib
+
+        package = importlib.import_module("tuneproof.audit")
+        return package if name == "audit" else package.curate
     if name == "load_records":
         from tuneproof.data import load_records
 

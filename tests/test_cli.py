@@ -50,8 +50,6 @@ def config_file(tmp_path):
         (["lr-sweep", "{cfg}"], "hyperparameter search"),
         (["run", "{cfg}"], "The pipeline"),
         (["report", "{dir}"], "The pipeline"),
-        (["audit", "{data}", "--out", "{dir}"], "audit"),
-        (["curate", "{data}", "--out", "{dir}"], "audit"),
         (["evaluate", "--base", "x", "--tuned", "y", "--data", "{data}", "--out", "{dir}"], "Evaluation"),
     ],
 )

@@ -119,6 +119,7 @@ def audit(
     out: str | Path | None = None,
     progress: bool = True,
     tokenizer: Any = None,
+    embedder: Any = None,
 ) -> AuditResult:
     """Audit a dataset: run every configured check and report what it finds. Changes nothing.
 
@@ -134,6 +135,8 @@ def audit(
         out: if given, write ``findings.jsonl`` and ``audit.json`` there.
         progress: show rich progress bars for the long steps.
         tokenizer: an already loaded tokenizer, instead of loading ``model``'s.
+        embedder: an object with ``encode(texts) -> L2-normalized array`` for the relevance,
+            label and selection steps; default: MiniLM (:class:`~tuneproof.audit.embed.Embedder`).
 
     Returns:
         An :class:`AuditResult`.
@@ -164,6 +167,8 @@ def audit(
         tokenizer=tokenizer,
         progress=progress,
     )
+    if embedder is not None:
+        context.embeddings["embedder"] = embedder
     findings: list[Finding] = []
     checks: dict[str, dict[str, Any]] = {}
     for name, cls in CHECKS.items():

@@ -185,6 +185,7 @@ def curate(
     select: float | None = None,
     progress: bool = True,
     tokenizer: Any = None,
+    embedder: Any = None,
 ) -> CurateResult:
     """Audit the data, then keep the clean records and write the rest with their reasons.
 
@@ -195,7 +196,7 @@ def curate(
         data: the dataset path.
         out: the folder for kept.jsonl, removed.jsonl, unreadable.jsonl, manifest.json
             (plus the audit's findings.jsonl and audit.json). Not needed for a dry run.
-        domain, domain_text, eval_data, model, task, fields, config, progress, tokenizer:
+        domain, domain_text, eval_data, model, task, fields, config, progress, tokenizer, embedder:
             as for :func:`~tuneproof.audit.audit`.
         dry_run: decide but write nothing (see :meth:`CurateResult.dry_run_rows`).
         select: keep only this best fraction (0 < select <= 1) of the records that survive
@@ -221,7 +222,7 @@ def curate(
     loaded = load_records(path, fields=fields)
     result = audit(
         loaded, domain=domain, domain_text=domain_text, eval_data=eval_data, model=model, task=task,
-        config=config, progress=progress, tokenizer=tokenizer,
+        config=config, progress=progress, tokenizer=tokenizer, embedder=embedder,
     )  # fmt: skip
     removed, flagged = _decide(result)
     candidates = [i for i in range(len(loaded.records)) if i not in removed]

@@ -15,7 +15,7 @@ import numpy as np
 
 from tuneproof.errors import ModelLoadError
 
-__all__ = ["Embedder", "bf16_supported"]
+__all__ = ["Embedder", "HashingEmbedder", "bf16_supported"]
 
 
 def bf16_supported() -> bool:
@@ -97,3 +97,29 @@ class Embedder:
             if bar is not None:
                 bar.stop()
         return out
+
+
+class HashingEmbedder:
+    """Bag-of-words vectors by feature hashing: no model, no torch, deterministic.
+
+    Much weaker than MiniLM (it sees shared words, not meaning); it is the light
+    implementation of the embedder interface, for tests and for machines without torch.
+    Pass it explicitly (``Context.embeddings["embedder"]``); it is never a silent fallback.
+    """
+
+    name = "hashing"
+
+    def __init__(self, dim: int = 1024):
+        self.dim = dim
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False, description: str = "") -> np.ndarray:
+        import zlib
+
+        from tuneproof.audit._base import words
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for w in words(text):
+                out[i, zlib.crc32(w.encode()) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)

@@ -131,7 +131,8 @@ def _select(result: AuditResult, candidates: list[int], flagged: dict[int, list[
         return sorted(candidates[k] for k in order[:n_keep]), how
     from sklearn.cluster import MiniBatchKMeans
 
-    k = max(1, min(len(candidates), int(math.sqrt(n_keep))))
+    # About 2*sqrt(n) clusters (no more than records to keep), each capped at twice its share.
+    k = max(1, min(n_keep, int(2 * math.sqrt(len(candidates)))))
     labels = MiniBatchKMeans(n_clusters=k, random_state=0, n_init=3).fit_predict(emb) if k > 1 else np.zeros(len(candidates), int)
     cap = max(1, math.ceil(2 * n_keep / k))
     taken: Counter[int] = Counter()

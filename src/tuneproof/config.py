@@ -328,7 +328,9 @@ class AuditConfig(_Section):
     checks: list[str] = Field(
         default_factory=lambda: list(AUDIT_CHECKS), description="the checks to run, by name"
     )
-    shingle_size: int = Field(default=5, ge=1, le=20, description="words per MinHash shingle (shorter texts use fewer)")
+    shingle_size: int = Field(
+        default=3, ge=1, le=20, description="words per MinHash shingle (shorter texts use fewer); 3 found more edited copies than 5 in benchmarks/audit_throughput.py"
+    )
     num_perm: int = Field(default=112, ge=16, le=1024, description="MinHash permutations; bands * rows_per_band")
     bands: int = Field(default=28, ge=1, description="LSH bands; more bands find pairs of lower similarity")
     jaccard_threshold: float = Field(

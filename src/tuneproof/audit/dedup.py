@@ -26,7 +26,7 @@ from tuneproof.data import Record
 __all__ = ["ExactDuplicateCheck", "MinHasher", "NearDuplicateCheck", "near_duplicate_pairs"]
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) for combining
-_BATCH_SHINGLES = 400_000  # shingles hashed per numpy batch: ~360 MB at 112 permutations
+_BATCH_SHINGLES = 20_000  # shingles hashed per numpy batch: ~18 MB at 112 permutations, cache-friendly
 _ALL_PAIRS_MAX = 32  # buckets up to this size are verified pairwise; larger ones against their first
 
 
@@ -60,7 +60,7 @@ class MinHasher:
         seed: seed of the hash functions.
     """
 
-    def __init__(self, num_perm: int = 112, shingle_size: int = 5, seed: int = 1):
+    def __init__(self, num_perm: int = 112, shingle_size: int = 3, seed: int = 1):
         rng = np.random.default_rng(seed)
         self.num_perm = num_perm
         self.shingle_size = shingle_size
@@ -102,8 +102,11 @@ class MinHasher:
             flat = np.concatenate(chunk)
             offsets = np.zeros(len(chunk), dtype=np.int64)
             np.cumsum([len(c) for c in chunk[:-1]], out=offsets[1:])
-            # Multiply-shift hashing: the top 32 bits of a*x + b (mod 2^64) per permutation.
-            hashed = ((flat[:, None] * self._a[None, :] + self._b[None, :]) >> np.uint64(32)).astype(np.uint32)
+            # Multiply-shift hashing: the top 32 bits of a*x + b (mod 2^64) per permutation,
+            # in place to spare temporaries.
+            hashed = np.multiply(flat[:, None], self._a[None, :])
+            np.add(hashed, self._b[None, :], out=hashed)
+            np.right_shift(hashed, np.uint64(32), out=hashed)
             out[start:stop] = np.minimum.reduceat(hashed, offsets, axis=0)
             start = stop
         return out
@@ -127,7 +130,10 @@ def _band_candidates(sigs: np.ndarray, bands: int) -> np.ndarray:
         # Runs of equal keys: start where a run begins, end where it stops.
         edges = np.diff(np.concatenate(([False], same, [False])).astype(np.int8))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) + 1
-        for s, e in zip(starts, ends):
+        two = ends - starts == 2  # most buckets hold a pair: take those without a Python loop
+        a, b = order[starts[two]], order[starts[two] + 1]
+        pairs.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
+        for s, e in zip(starts[~two], ends[~two]):
             members = np.sort(order[s:e])
             if len(members) <= _ALL_PAIRS_MAX:
                 ii, jj = np.triu_indices(len(members), 1)

@@ -27,6 +27,8 @@ MIN_WORDS_FOR_NGRAMS = 20
 WORDLIKE_MIN = 0.5  # share of tokens that look like words in some language
 
 _MOJIBAKE = re.compile(r"[ÃÂâ][\u0080-\u00bf€šœžŸ¡-¿™]|Ã.|â€|�")
+_NOT_SYMBOL = re.compile(r"[^\W_]+|\s+")  # letters, digits and spaces: what is left is symbols
+_NOT_DIGIT = re.compile(r"\D+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TOKEN = re.compile(r"\S+")
 _WORDLIKE = re.compile(r"^[\W_]*(?:[^\W\d_]+(?:['’-][^\W\d_]+)*|\d+(?:[.,:/]\d+)*%?|[^\W\d_]*\d+[^\W\d_]*)[\W_]*$")
@@ -42,39 +44,48 @@ _BOILERPLATE = re.compile(
 def _wordlike_share(tokens: list[str]) -> float:
     good = 0
     for t in tokens:
+        if t.isalpha():  # fast path: most tokens are plain words
+            good += len(t) <= 30 and (len(t) < 4 or bool(_VOWEL.search(t)))
+            continue
         if len(t) > 30 or not _WORDLIKE.match(t):
             continue
-        letters = [c for c in t if c.isalpha()]
-        if len(letters) >= 4 and not _VOWEL.search(t):
+        if sum(c.isalpha() for c in t) >= 4 and not _VOWEL.search(t):
             continue  # "xkcdqzt": letters but no vowel
         good += 1
     return good / len(tokens)
 
 
+def _grams(toks: list[str], n: int) -> list[tuple[str, ...]]:
+    return list(zip(*(toks[k:] for k in range(n))))
+
+
 def _ngram_problems(toks: list[str]) -> tuple[str, str] | None:
     if len(toks) < MIN_WORDS_FOR_NGRAMS:
         # Short texts: only a single word repeated over and over is a problem.
-        if len(toks) >= 6 and Counter(toks).most_common(1)[0][1] / len(toks) > 0.5:
-            word = Counter(toks).most_common(1)[0][0]
-            return "repeated words", f"one word makes up more than half of the text ({word!r} repeated)."
+        if len(toks) >= 6:
+            word, count = Counter(toks).most_common(1)[0]
+            if count / len(toks) > 0.5:
+                return "repeated words", f"one word makes up more than half of the text ({word!r} repeated)."
         return None
     chars = sum(len(t) for t in toks)
     for n, limit in TOP_NGRAM_FRACTION.items():
-        grams = Counter(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
-        gram, count = grams.most_common(1)[0]
+        gram, count = Counter(_grams(toks, n)).most_common(1)[0]
+        if count == 1:
+            break  # no n-gram repeats, so no longer one does either
         share = count * sum(len(t) for t in gram) / chars
-        if count > 1 and share > limit:
+        if share > limit:
             return "repeated n-grams", (
                 f"the most common {n}-word phrase covers {share:.0%} of the text (limit {limit:.0%})."
             )
     for n, limit in DUP_NGRAM_FRACTION.items():
+        grams = _grams(toks, n)
+        if len(set(grams)) == len(grams):
+            break  # no repeated n-gram: nothing covered, and none for larger n either
         seen: set[tuple[str, ...]] = set()
         covered = [False] * len(toks)
-        for i in range(len(toks) - n + 1):
-            g = tuple(toks[i : i + n])
+        for i, g in enumerate(grams):
             if g in seen:
-                for k in range(i, i + n):
-                    covered[k] = True
+                covered[i : i + n] = [True] * n
             seen.add(g)
         share = sum(len(t) for t, c in zip(toks, covered) if c) / chars
         if share > limit:
@@ -96,14 +107,15 @@ def quality_problems(text: str, *, min_words: int = 3) -> list[tuple[str, str, s
         if bad >= 2 or bad / max(1, len(tokens)) > 0.05:
             out.append((SEVERE, "mojibake", f"the text holds {bad} mis-decoded or control characters "
                         "(e.g. 'Ã©' for 'é', U+FFFD); it was decoded with the wrong encoding."))
-    if tokens and len(tokens) >= 3 and _wordlike_share(tokens) < WORDLIKE_MIN:
-        out.append((SEVERE, "garbled text", f"only {_wordlike_share(tokens):.0%} of its tokens look like "
+    wordlike = _wordlike_share(tokens) if len(tokens) >= 3 else 1.0
+    if wordlike < WORDLIKE_MIN:
+        out.append((SEVERE, "garbled text", f"only {wordlike:.0%} of its tokens look like "
                     "words; the text looks garbled."))
-    symbols = sum(1 for c in stripped if not c.isalnum() and not c.isspace())
+    symbols = len(_NOT_SYMBOL.sub("", stripped))
     if n_chars >= 10 and symbols / n_chars > SYMBOL_RATIO:
         out.append((SEVERE, "mostly symbols", f"{symbols / n_chars:.0%} of its characters are symbols "
                     f"(limit {SYMBOL_RATIO:.0%})."))
-    digits = sum(c.isdigit() for c in stripped)
+    digits = len(_NOT_DIGIT.sub("", stripped))
     if n_chars >= 10 and digits / n_chars > DIGIT_RATIO:
         out.append((WARNING, "mostly digits", f"{digits / n_chars:.0%} of its characters are digits."))
     lines = [ln.strip() for ln in stripped.splitlines() if ln.strip()]

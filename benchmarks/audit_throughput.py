@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -178,6 +179,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-datatrove", action="store_true")
     ap.add_argument("--relevance-n", type=int, default=512)
+    ap.add_argument("--only-tuneproof", action="store_true", help="scale test: time tuneproof alone and print peak RSS")
     args = ap.parse_args()
     cond = print_conditions("audit throughput: exact + near dedup + quality")
     texts, truth = build_corpus(args.n, args.dup_share, args.seed)
@@ -191,16 +193,21 @@ def main() -> None:
 
     def report(name: str, secs: float, flagged: set[int], extra: str = "") -> None:
         s = prf(flagged, truth)
-        results[name] = {"seconds": round(secs, 2), "records_per_s": round(len(texts) / secs), **s}
-        print(f"  {name}: {len(texts) / secs:,.0f} records/s ({secs:.1f} s); precision {s['precision']}, "
+        results[name] = {"seconds": round(secs, 2), "records_per_s": round(n_records / secs), **s}
+        print(f"  {name}: {n_records / secs:,.0f} records/s ({secs:.1f} s); precision {s['precision']}, "
               f"recall {s['recall']}, F1 {s['f1']} {extra}", flush=True)  # fmt: skip
 
+    n_records = len(texts)
+    del texts  # the audit reads the file; peak memory should be the audit's own
     secs, flagged, per = run_tuneproof(path)
     report("tuneproof (A)", secs, flagged, f"per check s: {per}")
+    if args.only_tuneproof:
+        print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+        return
     if not args.skip_datatrove:
         secs, flagged = run_datatrove(path, work / "dt")
         report("datatrove MinHash (defaults)", secs, flagged)
-    secs, flagged = run_datasketch(texts)
+    secs, flagged = run_datasketch([json.loads(line)["text"] for line in path.open()])
     report("datasketch MinHashLSH (128 perm, 5-gram, 0.8)", secs, flagged)
     secs, flagged, per = run_tuneproof(path)
     report("tuneproof (B)", secs, flagged, f"per check s: {per}")
@@ -213,6 +220,7 @@ def main() -> None:
     rel = relevance_speed(args.relevance_n)
     print(f"ratio Embedder / sentence-transformers: {(rel[1][1] + rel[3][1]) / (rel[0][1] + rel[2][1]):.1f}x")
     print(json.dumps({"conditions": cond, "dedup": results, "relevance": dict(rel)}, indent=1))
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
     shutil.rmtree(work, ignore_errors=True)
 
 

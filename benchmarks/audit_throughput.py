@@ -102,6 +102,25 @@ def run_datasketch(texts: list[str]) -> tuple[float, set[int]]:
     return time.perf_counter() - t0, flagged
 
 
+def _xxhash_accepts_str() -> None:
+    """datatrove 0.10.1 hashes str shingles with xxhash, but xxhash 4.x accepts only bytes
+    ("Strings must be encoded before hashing"). Encode to UTF-8 first, which is what
+    xxhash 3.x did with a str, so datatrove's default settings run unchanged."""
+    import xxhash
+
+    import datatrove.utils.hashes.xxhash as dt_xx
+
+    if getattr(dt_xx, "_tuneproof_bench_shim", False):
+        return
+
+    def enc(data):
+        return data.encode("utf-8") if isinstance(data, str) else data
+
+    dt_xx.xxhash32 = lambda data: xxhash.xxh32_intdigest(enc(data))
+    dt_xx.xxhash64 = lambda data: xxhash.xxh64_intdigest(enc(data))
+    dt_xx._tuneproof_bench_shim = True
+
+
 def run_datatrove(path: Path, work: Path) -> tuple[float, set[int]]:
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (
@@ -114,6 +133,7 @@ def run_datatrove(path: Path, work: Path) -> tuple[float, set[int]]:
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 
+    _xxhash_accepts_str()
     cfg = MinhashConfig()
     src = work / "input"
     src.mkdir(parents=True, exist_ok=True)

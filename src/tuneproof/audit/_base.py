@@ -22,6 +22,7 @@ __all__ = [
     "Finding",
     "completion_text",
     "normalize",
+    "progress",
     "prompt_text",
     "record_text",
     "words",
@@ -159,3 +160,12 @@ def record_text(record: Record) -> str:
     completion = completion_text(record)
     prompt = prompt_text(record)
     return prompt if completion is None else f"{prompt}\n{completion}"
+
+
+def progress(items: Sequence[Any], description: str, enabled: bool) -> Any:
+    """Iterate ``items`` with a transient rich progress bar when enabled and long enough."""
+    if not enabled or len(items) < 5000:
+        return items
+    from rich.progress import track
+
+    return track(items, description=description, transient=True)

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from tuneproof.audit._base import SEVERE, Context, Finding, normalize, record_text, words
+from tuneproof.audit._base import progress as track
 from tuneproof.config import AuditConfig
 from tuneproof.data import Record
 
@@ -38,7 +39,7 @@ class ExactDuplicateCheck:
     def run(self, records: Sequence[Record], context: Context) -> Iterator[Finding]:
         first: dict[bytes, int] = {}
         dups: set[int] = set()
-        for i, rec in enumerate(records):
+        for i, rec in enumerate(track(records, "exact duplicates", context.progress)):
             key = hashlib.blake2b(normalize(record_text(rec)).encode("utf-8"), digest_size=12).digest()
             j = first.setdefault(key, i)
             if j != i:
@@ -162,7 +163,7 @@ def near_duplicate_pairs(
     kept when its real shingle Jaccard is at least ``config.jaccard_threshold``.
     """
     hasher = MinHasher(config.num_perm, config.shingle_size)
-    sets = [hasher.shingles(t) for t in _progress(texts, "shingling", progress)]
+    sets = [hasher.shingles(t) for t in track(texts, "near duplicates: shingling", progress)]
     nonempty = np.array([i for i, s in enumerate(sets) if len(s)], dtype=np.int64)
     if len(nonempty) < 2:
         return []
@@ -175,14 +176,6 @@ def near_duplicate_pairs(
         if jac >= config.jaccard_threshold:
             out.append((i, j, jac))
     return out
-
-
-def _progress(items: Sequence[str], what: str, enabled: bool):
-    if not enabled or len(items) < 5000:
-        return items
-    from rich.progress import track
-
-    return track(items, description=f"near duplicates: {what}", transient=True)
 
 
 def _clusters(n: int, pairs: list[tuple[int, int, float]]) -> np.ndarray:

@@ -9,7 +9,7 @@ import ipaddress
 import re
 from collections.abc import Iterator, Sequence
 
-from tuneproof.audit._base import WARNING, Context, Finding, completion_text, prompt_text
+from tuneproof.audit._base import WARNING, Context, Finding, completion_text, progress, prompt_text
 from tuneproof.data import Record
 
 __all__ = ["PiiCheck", "find_pii"]
@@ -75,7 +75,7 @@ class PiiCheck:
     name = "pii"
 
     def run(self, records: Sequence[Record], context: Context) -> Iterator[Finding]:
-        for i, rec in enumerate(records):
+        for i, rec in enumerate(progress(records, "personal data", context.progress)):
             parts = [("prompt", prompt_text(rec)), ("completion", completion_text(rec))]
             hits = [
                 {"kind": kind, "field": field, "start": s, "end": e}

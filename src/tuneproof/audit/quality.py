@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
-from tuneproof.audit._base import SEVERE, WARNING, Context, Finding, completion_text, normalize, prompt_text, record_text
+from tuneproof.audit._base import SEVERE, WARNING, Context, Finding, completion_text, normalize, progress, prompt_text, record_text
 from tuneproof.data import Record
 
 __all__ = ["LowQualityCheck", "quality_problems"]
@@ -148,7 +148,7 @@ class LowQualityCheck:
 
     def run(self, records: Sequence[Record], context: Context) -> Iterator[Finding]:
         min_words = context.config.min_words
-        for i, rec in enumerate(records):
+        for i, rec in enumerate(progress(records, "low quality", context.progress)):
             problems = quality_problems(record_text(rec), min_words=min_words)
             completion = completion_text(rec)
             if completion is not None:

@@ -154,3 +154,16 @@ def test_cli_errors_are_one_clear_message(tmp_path):
     assert r.exit_code == 1 and "fraction" in r.output
     r = runner.invoke(app, ["audit", str(tmp_path / "x.jsonl"), "--out", str(tmp_path), "--set", "audit.bands=5"])
     assert r.exit_code == 1 and "divisible" in r.output
+
+
+def test_curate_csv_keeps_original_columns(tmp_path):
+    path = tmp_path / "d.csv"
+    lines = ["review,sentiment,movie"] + [f'"{q} {a}",pos,m{i}' for i, (q, a) in enumerate(CLEAN_QA)]
+    lines += [f'"{CLEAN_QA[0][0]} {CLEAN_QA[0][1]}",pos,copy', '"unterminated,neg']
+    path.write_text("\n".join(lines) + "\n")
+    res = curate(path, out=tmp_path / "o", fields={"text": "review", "label": "sentiment"}, progress=False)
+    kept = _read(tmp_path / "o" / "kept.jsonl")
+    assert len(kept) == len(CLEAN_QA) and set(kept[0]) == {"review", "sentiment", "movie"}
+    assert kept[0]["movie"] == "m0"
+    assert res.manifest["counts"]["removed"] == 1
+    assert len(kept) + res.manifest["counts"]["removed"] + res.unreadable == res.audit.loaded.total_rows

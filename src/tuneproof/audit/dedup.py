@@ -4,8 +4,8 @@ Exact duplicates are found by hashing the text after collapsing whitespace and c
 Near duplicates are found among the remaining records by MinHash over word shingles,
 computed vectorised with numpy (multiply-shift hashing, one column per permutation),
 banded into LSH buckets, and every candidate pair is verified with its real shingle
-Jaccard before it is reported. Each cluster keeps its first record; the others get
-``duplicate_of`` = the id of that first record.
+Jaccard before it is reported. The first record is kept; a later one is a
+duplicate when it is verified similar to an earlier kept record (``duplicate_of``).
 
 Short texts use shorter shingles (at most one shingle per ~4 words): one edited word in
 a ten-word question would otherwise change every 5-word shingle.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = ["ExactDuplicateCheck", "MinHasher", "NearDuplicateCheck", "near_dupli
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) for combining
 _BATCH_SHINGLES = 20_000  # shingles hashed per numpy batch: ~18 MB at 112 permutations, cache-friendly
+MIN_WORDS = 3  # shorter texts are compared by the exact check only
 _ALL_PAIRS_MAX = 32  # buckets up to this size are verified pairwise; larger ones against their first
 
 
@@ -164,7 +166,8 @@ def near_duplicate_pairs(
     """
     hasher = MinHasher(config.num_perm, config.shingle_size)
     sets = [hasher.shingles(t) for t in track(texts, "near duplicates: shingling", progress)]
-    nonempty = np.array([i for i, s in enumerate(sets) if len(s)], dtype=np.int64)
+    # Texts under MIN_WORDS words are left to exact dedup: two words in common say nothing.
+    nonempty = np.array([i for i, s in enumerate(sets) if len(s) and len(words(texts[i])) >= MIN_WORDS], dtype=np.int64)
     if len(nonempty) < 2:
         return []
     sigs = hasher.signatures([sets[i] for i in nonempty])
@@ -178,23 +181,22 @@ def near_duplicate_pairs(
     return out
 
 
-def _clusters(n: int, pairs: list[tuple[int, int, float]]) -> np.ndarray:
-    """Union-find: for each index, the smallest index of its cluster."""
-    parent = np.arange(n)
+def _first_kept(n: int, pairs: list[tuple[int, int, float]]) -> dict[int, tuple[int, float]]:
+    """Keep the first record of each group: in order, a record is a duplicate when a verified
+    pair links it to an earlier record that is kept. Returns duplicate -> (kept twin, Jaccard).
 
-    def find(x: int) -> int:
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    for i, j, _ in pairs:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    return np.array([find(i) for i in range(n)])
+    Unlike a transitive cluster, a chain a~b~c where a and c are not similar does not
+    remove c when b is removed.
+    """
+    partners: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for i, j, jac in pairs:
+        partners[j].append((i, jac))  # i < j
+    dup: dict[int, tuple[int, float]] = {}
+    for j in sorted(partners):
+        kept = [(i, jac) for i, jac in partners[j] if i not in dup]
+        if kept:
+            dup[j] = min(kept)
+    return dup
 
 
 class NearDuplicateCheck:
@@ -208,22 +210,13 @@ class NearDuplicateCheck:
         keep = [i for i in range(len(records)) if i not in exact]
         texts = [record_text(records[i]) for i in keep]
         pairs = near_duplicate_pairs(texts, cfg, progress=context.progress)
-        roots = _clusters(len(keep), pairs)
-        best: dict[int, float] = {}
-        for i, j, jac in pairs:
-            for x in (i, j):
-                best[x] = max(best.get(x, 0.0), jac)
         found = set()
-        for local, root in enumerate(roots):
-            if root == local:
-                continue
-            i, r = keep[local], keep[int(root)]
+        for local, (twin, jac) in sorted(_first_kept(len(keep), pairs).items()):
+            i, r = keep[local], keep[twin]
             found.add(i)
-            jac = best.get(local, 0.0)
             yield Finding(
                 records[i].id, self.name, SEVERE,
-                f"near copy of {records[r].id} (word-shingle Jaccard {jac:.2f} with its closest "
-                f"match, threshold {cfg.jaccard_threshold:g}).",
+                f"Near copy of {records[r].id} (word-shingle Jaccard {jac:.2f}, threshold {cfg.jaccard_threshold:g}).",
                 "near copy", {"duplicate_of": records[r].id, "jaccard": round(jac, 3)}, i,
             )  # fmt: skip
         context.extras["near_duplicates"] = found

@@ -23,10 +23,11 @@ DIGIT_RATIO = 0.5
 DUP_LINE_FRACTION = 0.3
 TOP_NGRAM_FRACTION = {2: 0.20, 3: 0.18, 4: 0.16}
 DUP_NGRAM_FRACTION = {5: 0.15, 6: 0.14, 7: 0.13}
-MIN_WORDS_FOR_NGRAMS = 20
+MIN_WORDS_FOR_NGRAMS = 50  # Gopher's document rules fire on a phrase said twice in a short text
 WORDLIKE_MIN = 0.5  # share of tokens that look like words in some language
 
 _MOJIBAKE = re.compile(r"[ÃÂâ][\u0080-\u00bf€šœžŸ¡-¿™]|Ã.|â€|�")
+_CODE_FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)  # code repeats names and symbols by nature
 _NOT_SYMBOL = re.compile(r"[^\W_]+|\s+")  # letters, digits and spaces: what is left is symbols
 _NOT_DIGIT = re.compile(r"\D+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -70,8 +71,8 @@ def _ngram_problems(toks: list[str]) -> tuple[str, str] | None:
     chars = sum(len(t) for t in toks)
     for n, limit in TOP_NGRAM_FRACTION.items():
         gram, count = Counter(_grams(toks, n)).most_common(1)[0]
-        if count == 1:
-            break  # no n-gram repeats, so no longer one does either
+        if count < 3:
+            break  # said at most twice: ordinary emphasis, and no longer n-gram repeats more
         share = count * sum(len(t) for t in gram) / chars
         if share > limit:
             return "repeated n-grams", (
@@ -99,9 +100,10 @@ def quality_problems(text: str, *, min_words: int = 3) -> list[tuple[str, str, s
     if not stripped:
         return [(SEVERE, "empty text", "the text is empty.")]
     out: list[tuple[str, str, str]] = []
-    tokens = _TOKEN.findall(stripped)
     toks = [t.lower() for t in re.findall(r"\w+", stripped)]
-    n_chars = len(stripped)
+    # Symbol, word-likeness, line and n-gram rules judge prose: fenced code is left out.
+    prose = _CODE_FENCE.sub(" ", stripped).strip() if "```" in stripped else stripped
+    tokens = _TOKEN.findall(prose)
     if _MOJIBAKE.search(stripped) or _CONTROL.search(stripped):
         bad = len(_MOJIBAKE.findall(stripped)) + len(_CONTROL.findall(stripped))
         if bad >= 2 or bad / max(1, len(tokens)) > 0.05:
@@ -111,19 +113,21 @@ def quality_problems(text: str, *, min_words: int = 3) -> list[tuple[str, str, s
     if wordlike < WORDLIKE_MIN:
         out.append((SEVERE, "garbled text", f"only {wordlike:.0%} of its tokens look like "
                     "words; the text looks garbled."))
-    symbols = len(_NOT_SYMBOL.sub("", stripped))
+    n_chars = len(prose)
+    symbols = len(_NOT_SYMBOL.sub("", prose))
     if n_chars >= 10 and symbols / n_chars > SYMBOL_RATIO:
         out.append((SEVERE, "mostly symbols", f"{symbols / n_chars:.0%} of its characters are symbols "
                     f"(limit {SYMBOL_RATIO:.0%})."))
-    digits = len(_NOT_DIGIT.sub("", stripped))
+    digits = len(_NOT_DIGIT.sub("", prose))
     if n_chars >= 10 and digits / n_chars > DIGIT_RATIO:
         out.append((WARNING, "mostly digits", f"{digits / n_chars:.0%} of its characters are digits."))
-    lines = [ln.strip() for ln in stripped.splitlines() if ln.strip()]
+    # Lines of one word or less (a closing brace, a bullet) repeat in any code or list.
+    lines = [ln.strip() for ln in prose.splitlines() if len(ln.split()) >= 2]
     if len(lines) >= 3:
         dup = len(lines) - len(set(lines))
         if dup / len(lines) > DUP_LINE_FRACTION:
             out.append((SEVERE, "repeated lines", f"{dup} of its {len(lines)} lines repeat earlier lines."))
-    problem = _ngram_problems(toks)
+    problem = _ngram_problems([t.lower() for t in re.findall(r"\w+", prose)] if prose is not stripped else toks)
     if problem:
         out.append((SEVERE, *problem))
     if _LOREM.search(stripped):

@@ -50,8 +50,8 @@ def build_corpus(n: int, dup_share: float, seed: int) -> tuple[list[str], set[in
             continue
         pairs.add((i, j))
         base.append(f"{units[i]} {units[j]}")
-    families = list(range(len(base)))
     texts = list(base)
+    families = list(range(len(base)))
     for _ in range(n - n_base):
         src = rng.randrange(n_base)
         if rng.random() < 0.4:  # exact copy up to case and whitespace
@@ -59,9 +59,12 @@ def build_corpus(n: int, dup_share: float, seed: int) -> tuple[list[str], set[in
         else:
             k = len(base[src].split())
             t = edit_words(base[src], rng, vocab, max(1, round(k * rng.uniform(0.03, 0.12))))
-        pos = rng.randrange(len(texts) + 1)
-        texts.insert(pos, t)
-        families.insert(pos, src)
+        texts.append(t)
+        families.append(src)
+    order = list(range(len(texts)))
+    rng.shuffle(order)  # copies land anywhere, before or after their source
+    texts = [texts[i] for i in order]
+    families = [families[i] for i in order]
     seen: set[int] = set()
     truth = set()
     for idx, fam in enumerate(families):

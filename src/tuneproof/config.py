@@ -1,6 +1,6 @@
 """Typed configuration: one small config per concern, composed into :class:`RunConfig`.
 
-A ``tuneproof.yaml`` has one section per concern (``data``, ``model``, ``train``,
+A ``tuneproof.yaml`` has one section per concern (``data``, ``model``, ``train``, ``audit``,
 ``search``, ``eval``, ``tracking``) plus ``name`` and ``task``. :func:`load_config`
 validates every section, then the rules that span sections, and reports every problem
 at once with its file line, field path, value and fix, before any model is loaded.

@@ -110,8 +110,10 @@ def check(config: ConfigArg, set_: SetOpt = None) -> None:
 
 
 EvalOpt = Annotated[Optional[Path], typer.Option("--eval", help="Eval data, to check for leakage.")]
-ModelOpt = Annotated[Optional[str], typer.Option(help="Model whose tokenizer measures length (too_long).")]
-TaskOpt = Annotated[str, typer.Option(help="sft or classification (classification adds label_issue).")]
+ModelOpt = Annotated[
+    Optional[str], typer.Option(help="Model whose tokenizer measures length (too_long); default: the config's, or smollm2-135m.")
+]
+TaskOpt = Annotated[Optional[str], typer.Option(help="sft or classification (adds label_issue); default: the config's, or sft.")]
 FieldsOpt = Annotated[
     Optional[list[str]], typer.Option("--field", help="Map a canonical field to a column, e.g. --field prompt=question.")
 ]
@@ -120,8 +122,10 @@ AuditConfigOpt = Annotated[
 ]
 
 
-def _audit_options(config: Path | None, set_: list[str] | None, fields: list[str] | None):
-    """The AuditConfig (from a run config's audit section and --set audit.x=y) and fields."""
+def _audit_options(config: Path | None, set_: list[str] | None, fields: list[str] | None, **given: Any) -> dict[str, Any]:
+    """Keyword arguments for audit()/curate(): the options given on the command line, else
+    the run config's (data.domain, data.domain_text, data.eval_path, task, model.name,
+    model.max_length), else the defaults."""
     from tuneproof.config import AuditConfig, load_config
 
     mapping = {}
@@ -130,13 +134,24 @@ def _audit_options(config: Path | None, set_: list[str] | None, fields: list[str
         if not sep or not key or not value:
             raise TuneproofError(f"--field {item!r}: expected canonical=column, e.g. --field prompt=question.")
         mapping[key.strip()] = value.strip()
+    defaults: dict[str, Any] = {"model": "smollm2-135m", "task": "sft"}
     if config is not None:
         cfg = load_config(config, set_ or [])
-        return cfg.audit, mapping or cfg.data.fields or None
-    if set_:
+        audit_cfg = cfg.audit
+        if audit_cfg.max_tokens is None and cfg.model.max_length:
+            audit_cfg = audit_cfg.model_copy(update={"max_tokens": cfg.model.max_length})
+        mapping = mapping or cfg.data.fields
+        if given.get("domain") is None and given.get("domain_text") is None:
+            defaults.update(domain=cfg.data.domain, domain_text=cfg.data.domain_text)
+        defaults.update(eval_data=cfg.data.eval_path, model=cfg.model.name, task=cfg.task)
+    elif set_:
         stub = {"name": "audit", "task": "sft", "data": {"path": "-"}}
-        return load_config(stub, set_).audit, mapping or None
-    return AuditConfig(), mapping or None
+        audit_cfg = load_config(stub, set_).audit
+    else:
+        audit_cfg = AuditConfig()
+    out = {k: v for k, v in defaults.items()}
+    out.update({k: v for k, v in given.items() if v is not None})
+    return {**out, "config": audit_cfg, "fields": mapping or None}
 
 
 @app.command()
@@ -147,8 +162,8 @@ def audit(
     domain: DomainOpt = None,
     domain_text: DomainTextOpt = None,
     eval_data: EvalOpt = None,
-    model: ModelOpt = "smollm2-135m",
-    task: TaskOpt = "sft",
+    model: ModelOpt = None,
+    task: TaskOpt = None,
     field: FieldsOpt = None,
     config: AuditConfigOpt = None,
     set_: SetOpt = None,
@@ -160,11 +175,10 @@ def audit(
     """
     from tuneproof.audit import audit as run_audit
 
-    audit_cfg, fields = _audit_options(config, set_, field)
-    result = run_audit(
-        data, domain=domain, domain_text=domain_text, eval_data=eval_data, model=model, task=task,
-        fields=fields, config=audit_cfg, out=out,
-    )  # fmt: skip
+    options = _audit_options(
+        config, set_, field, domain=domain, domain_text=domain_text, eval_data=eval_data, model=model, task=task
+    )
+    result = run_audit(data, out=out, **options)
     console.print(result.table())
     for problem in result.stats["problems"]:
         console.print(f"[yellow]dataset:[/yellow] {problem}", highlight=False)
@@ -181,8 +195,8 @@ def curate(
     domain: DomainOpt = None,
     domain_text: DomainTextOpt = None,
     eval_data: EvalOpt = None,
-    model: ModelOpt = "smollm2-135m",
-    task: TaskOpt = "sft",
+    model: ModelOpt = None,
+    task: TaskOpt = None,
     field: FieldsOpt = None,
     config: AuditConfigOpt = None,
     set_: SetOpt = None,
@@ -199,11 +213,10 @@ def curate(
         raise TuneproofError("curate needs --out DIR (or --dry-run to only print what would be removed).")
     if select is not None and not 0 < select <= 1:
         raise TuneproofError(f"--select {select}: must be a fraction in (0, 1], e.g. --select 0.2 keeps the best 20%.")
-    audit_cfg, fields = _audit_options(config, set_, field)
-    res = run_curate(
-        data, out=out, domain=domain, domain_text=domain_text, eval_data=eval_data, model=model, task=task,
-        fields=fields, config=audit_cfg, dry_run=dry_run, select=select,
-    )  # fmt: skip
+    options = _audit_options(
+        config, set_, field, domain=domain, domain_text=domain_text, eval_data=eval_data, model=model, task=task
+    )
+    res = run_curate(data, out=out, dry_run=dry_run, select=select, **options)
     console.print(res.audit.table())
     rows = [(c, d, rule, n) for c, d, rule, n in res.dry_run_rows()]
     print_table("what curation removes" + (" (dry run: nothing written)" if dry_run else ""), rows,

@@ -167,3 +167,22 @@ def test_curate_csv_keeps_original_columns(tmp_path):
     assert kept[0]["movie"] == "m0"
     assert res.manifest["counts"]["removed"] == 1
     assert len(kept) + res.manifest["counts"]["removed"] + res.unreadable == res.audit.loaded.total_rows
+
+
+def test_cli_reads_domain_task_and_limits_from_a_run_config(data, tmp_path, tiny_llama_dir):
+    import yaml
+
+    cfg = tmp_path / "tuneproof.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "t", "task": "sft",
+        "data": {"path": str(data), "fields": FIELDS, "eval_path": str(data)},
+        "model": {"name": str(tiny_llama_dir), "max_length": 16},
+        "audit": {"decisions": {"pii": "remove"}},
+    }))  # fmt: skip
+    r = runner.invoke(app, ["curate", str(data), "--config", str(cfg), "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert m["checks"]["leakage"] == "ran" and m["checks"]["too_long"] == "ran"
+    assert m["config"]["max_tokens"] == 16 and m["config"]["decisions"]["pii"] == "remove"
+    # Every record also sits in the eval file, so leakage removes them all.
+    assert m["counts"]["kept"] == 0 and m["counts"]["removed"] + m["counts"]["unreadable"] == 14

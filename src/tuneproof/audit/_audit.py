@@ -130,7 +130,7 @@ def audit(
         eval_data: held-out evaluation data (leakage check).
         model: the model whose tokenizer measures length (too_long check).
         task: ``sft`` or ``classification`` (label_issue runs for classification).
-        fields: canonical field -> column mapping for ``data``.
+        fields: canonical field -> column mapping for ``data`` and ``eval_data``.
         config: thresholds and decisions; defaults to :class:`AuditConfig()`.
         out: if given, write ``findings.jsonl`` and ``audit.json`` there.
         progress: show rich progress bars for the long steps.

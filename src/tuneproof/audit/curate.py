@@ -223,7 +223,7 @@ def curate(
     loaded = load_records(path, fields=fields)
     result = audit(
         loaded, domain=domain, domain_text=domain_text, eval_data=eval_data, model=model, task=task,
-        config=config, progress=progress, tokenizer=tokenizer, embedder=embedder,
+        fields=fields, config=config, progress=progress, tokenizer=tokenizer, embedder=embedder,
     )  # fmt: skip
     removed, flagged = _decide(result)
     candidates = [i for i in range(len(loaded.records)) if i not in removed]

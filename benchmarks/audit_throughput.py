@@ -43,9 +43,12 @@ def build_corpus(n: int, dup_share: float, seed: int) -> tuple[list[str], set[in
     vocab = sorted({w for u in units[:: max(1, len(units) // 5000)] for w in u.split()})
     n_base = round(n * (1 - dup_share))
     base, pairs = [], set()
+    # Partners within +-window in length order; wide enough that distinct pairs never run
+    # out (there are about len(units) * window of them).
+    window = max(20, 4 * n_base // len(units))
     while len(base) < n_base:
         i = rng.randrange(len(units))
-        j = min(len(units) - 1, max(0, i + rng.randint(-20, 20)))
+        j = min(len(units) - 1, max(0, i + rng.randint(-window, window)))
         if i == j or (i, j) in pairs or (j, i) in pairs:
             continue
         pairs.add((i, j))

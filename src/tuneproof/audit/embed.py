@@ -27,7 +27,8 @@ def free_threads(default: int) -> int:
     import os
 
     try:
-        busy = os.getloadavg()[0]
+        # The load average counts this process too when it has been running.
+        busy = max(0.0, os.getloadavg()[0] - 1.0)
     except OSError:
         return default
     cores = os.cpu_count() or default

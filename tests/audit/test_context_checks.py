@@ -163,3 +163,17 @@ def test_label_issues_need_classification_and_two_classes(clean_qa):
     one_class = _label_records([("good film", "pos")] * 10)
     with pytest.raises(CheckNotRun, match="at least 2 classes"):
         list(LabelIssueCheck().run(one_class, context(task="classification")))
+
+
+def test_free_threads_leaves_cores_that_others_keep_busy(monkeypatch):
+    import os
+
+    from tuneproof.audit.embed import free_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # only this process
+    assert free_threads(2) == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.2, 2.0, 2.0))  # one other busy process
+    assert free_threads(2) == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (6.0, 6.0, 6.0))
+    assert free_threads(2) == 1

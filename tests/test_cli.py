@@ -49,8 +49,6 @@ def config_file(tmp_path):
         (["lr-sweep", "{cfg}"], "hyperparameter search"),
         (["run", "{cfg}"], "The pipeline"),
         (["report", "{dir}"], "The pipeline"),
-        (["audit", "{data}", "--out", "{dir}"], "audit"),
-        (["curate", "{data}", "--out", "{dir}"], "audit"),
     ],
 )
 def test_unbuilt_engines_exit_2_and_say_so(argv, issue, config_file, tmp_path):

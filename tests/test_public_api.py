@@ -15,6 +15,8 @@ def test_top_level_exports():
             "RunConfig",
             "TuneproofError",
             "__version__",
+            "audit",
+            "curate",
             "evaluate",
             "load_config",
             "load_model",
@@ -26,11 +28,17 @@ def test_top_level_exports():
         assert getattr(tuneproof, name) is not None
 
 
-def test_train_is_callable_and_a_package():
-    import tuneproof.train
+def test_functions_named_like_their_subpackages_stay_functions():
+    import inspect
 
-    assert callable(tuneproof.train)
-    assert tuneproof.train.train is not None and tuneproof.train.TrainResult is not None
+    import tuneproof.audit._audit  # noqa: F401  (importing submodules must not rebind the names)
+    import tuneproof.evaluate._api  # noqa: F401
+    import tuneproof.train._engine  # noqa: F401
+    from tuneproof.train import TrainResult, split_records
+
+    for fn in (tuneproof.audit, tuneproof.curate, tuneproof.evaluate, tuneproof.train):
+        assert inspect.isfunction(fn), fn
+    assert TrainResult is not None and split_records is not None
 
 
 def test_importing_tuneproof_does_not_import_torch():

@@ -24,6 +24,8 @@ __all__ = [
     "RunConfig",
     "TuneproofError",
     "__version__",
+    "audit",
+    "curate",
     "evaluate",
     "load_config",
     "load_model",
@@ -40,15 +42,18 @@ from tuneproof.errors import (
     TuneproofError,
 )
 
-# Eager, and after the other imports: tuneproof.evaluate is also the name of the package
-# that holds the function; binding the function here keeps `tuneproof.evaluate(...)`
-# callable after any later `import tuneproof.evaluate._x`. It imports numpy, not torch.
+# Eager, and after the other imports: `audit`, `train` and `evaluate` are also the names of
+# the subpackages that hold these functions. Importing a subpackage binds its name on this
+# module once, the first time; binding the functions here, after that, keeps
+# `tuneproof.train(...)` a function however the subpackages are imported later. None of
+# these imports torch (a test pins that).
+from tuneproof.audit import audit, curate
 from tuneproof.evaluate import evaluate
+from tuneproof.train import train
 
 if TYPE_CHECKING:
     from tuneproof.data import load_records
     from tuneproof.models import load_model
-    from tuneproof.train import train
 
 
 def __getattr__(name: str) -> Any:
@@ -61,9 +66,4 @@ def __getattr__(name: str) -> Any:
         from tuneproof.data import load_records
 
         return load_records
-    if name == "train":
-        # The subpackage is callable: tuneproof.train(config, ...) runs one training.
-        import tuneproof.train as train_package
-
-        return train_package
     raise AttributeError(f"module 'tuneproof' has no attribute {name!r}")

@@ -109,6 +109,51 @@ def check(config: ConfigArg, set_: SetOpt = None) -> None:
     console.print(f"model: {cfg.model.name} ({source.kind}{f', {source.path}' if source.path else ''})")
 
 
+EvalOpt = Annotated[Optional[Path], typer.Option("--eval", help="Eval data, to check for leakage.")]
+ModelOpt = Annotated[
+    Optional[str], typer.Option(help="Model whose tokenizer measures length (too_long); default: the config's, or smollm2-135m.")
+]
+TaskOpt = Annotated[Optional[str], typer.Option(help="sft or classification (adds label_issue); default: the config's, or sft.")]
+FieldsOpt = Annotated[
+    Optional[list[str]], typer.Option("--field", help="Map a canonical field to a column, e.g. --field prompt=question.")
+]
+AuditConfigOpt = Annotated[
+    Optional[Path], typer.Option("--config", help="Run config whose audit: section sets thresholds and decisions.")
+]
+
+
+def _audit_options(config: Path | None, set_: list[str] | None, fields: list[str] | None, **given: Any) -> dict[str, Any]:
+    """Keyword arguments for audit()/curate(): the options given on the command line, else
+    the run config's (data.domain, data.domain_text, data.eval_path, task, model.name,
+    model.max_length), else the defaults."""
+    from tuneproof.config import AuditConfig, load_config
+
+    mapping = {}
+    for item in fields or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise TuneproofError(f"--field {item!r}: expected canonical=column, e.g. --field prompt=question.")
+        mapping[key.strip()] = value.strip()
+    defaults: dict[str, Any] = {"model": "smollm2-135m", "task": "sft"}
+    if config is not None:
+        cfg = load_config(config, set_ or [])
+        audit_cfg = cfg.audit
+        if audit_cfg.max_tokens is None and cfg.model.max_length:
+            audit_cfg = audit_cfg.model_copy(update={"max_tokens": cfg.model.max_length})
+        mapping = mapping or cfg.data.fields
+        if given.get("domain") is None and given.get("domain_text") is None:
+            defaults.update(domain=cfg.data.domain, domain_text=cfg.data.domain_text)
+        defaults.update(eval_data=cfg.data.eval_path, model=cfg.model.name, task=cfg.task)
+    elif set_:
+        stub = {"name": "audit", "task": "sft", "data": {"path": "-"}}
+        audit_cfg = load_config(stub, set_).audit
+    else:
+        audit_cfg = AuditConfig()
+    out = {k: v for k, v in defaults.items()}
+    out.update({k: v for k, v in given.items() if v is not None})
+    return {**out, "config": audit_cfg, "fields": mapping or None}
+
+
 @app.command()
 @_friendly
 def audit(
@@ -116,25 +161,45 @@ def audit(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for findings.jsonl and audit.json.")],
     domain: DomainOpt = None,
     domain_text: DomainTextOpt = None,
-    eval_data: Annotated[Optional[Path], typer.Option("--eval", help="Eval data, to check for leakage.")] = None,
-    model: Annotated[str, typer.Option(help="Model whose tokenizer measures length.")] = "smollm2-135m",
-    task: Annotated[str, typer.Option(help="sft or classification.")] = "sft",
+    eval_data: EvalOpt = None,
+    model: ModelOpt = None,
+    task: TaskOpt = None,
+    field: FieldsOpt = None,
+    config: AuditConfigOpt = None,
+    set_: SetOpt = None,
 ) -> None:
     """Find duplicates, low-quality, off-domain, mislabelled, leaked, too-long and PII records.
 
     Changes nothing: writes findings.jsonl (one finding per record and check, with its
     reason) and audit.json (dataset statistics and counts per check).
     """
-    raise _not_built("audit", "Data audit and curation")
+    from tuneproof.audit import audit as run_audit
+
+    options = _audit_options(
+        config, set_, field, domain=domain, domain_text=domain_text, eval_data=eval_data, model=model, task=task
+    )
+    result = run_audit(data, out=out, **options)
+    console.print(result.table())
+    for problem in result.stats["problems"]:
+        console.print(f"[yellow]dataset:[/yellow] {problem}", highlight=False)
+    console.print(f"findings: {out / 'findings.jsonl'}; statistics: {out / 'audit.json'}")
 
 
 @app.command()
 @_friendly
 def curate(
     data: Annotated[Path, typer.Argument(help="Dataset to curate.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for kept.jsonl, removed.jsonl, manifest.json.")],
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Folder for kept.jsonl, removed.jsonl, manifest.json.")
+    ] = None,
     domain: DomainOpt = None,
     domain_text: DomainTextOpt = None,
+    eval_data: EvalOpt = None,
+    model: ModelOpt = None,
+    task: TaskOpt = None,
+    field: FieldsOpt = None,
+    config: AuditConfigOpt = None,
+    set_: SetOpt = None,
     dry_run: Annotated[bool, typer.Option(help="Print what each threshold would remove; write nothing.")] = False,
     select: Annotated[Optional[float], typer.Option(help="Keep only the best FRACTION by quality and relevance.")] = None,
 ) -> None:
@@ -142,7 +207,27 @@ def curate(
 
     Invariant: kept + removed + unreadable = input records.
     """
-    raise _not_built("curate", "Data audit and curation")
+    from tuneproof.audit import curate as run_curate
+
+    if out is None and not dry_run:
+        raise TuneproofError("curate needs --out DIR (or --dry-run to only print what would be removed).")
+    if select is not None and not 0 < select <= 1:
+        raise TuneproofError(f"--select {select}: must be a fraction in (0, 1], e.g. --select 0.2 keeps the best 20%.")
+    options = _audit_options(
+        config, set_, field, domain=domain, domain_text=domain_text, eval_data=eval_data, model=model, task=task
+    )
+    res = run_curate(data, out=out, dry_run=dry_run, select=select, **options)
+    console.print(res.audit.table())
+    rows = [(c, d, rule, n) for c, d, rule, n in res.dry_run_rows()]
+    print_table("what curation removes" + (" (dry run: nothing written)" if dry_run else ""), rows,
+                ["check", "decision", "threshold / rule", "records removed"])  # fmt: skip
+    c = res.manifest["counts"]
+    console.print(
+        f"input {c['input_rows']} rows = kept {c['kept']} + removed {c['removed']} + unreadable {c['unreadable']}",
+        highlight=False,
+    )
+    if not dry_run:
+        console.print(f"written to {out}: kept.jsonl, removed.jsonl, unreadable.jsonl, manifest.json")
 
 
 @app.command("lr-sweep")

@@ -1,6 +1,6 @@
 """Typed configuration: one small config per concern, composed into :class:`RunConfig`.
 
-A ``tuneproof.yaml`` has one section per concern (``data``, ``model``, ``train``,
+A ``tuneproof.yaml`` has one section per concern (``data``, ``model``, ``train``, ``audit``,
 ``search``, ``eval``, ``tracking``) plus ``name`` and ``task``. :func:`load_config`
 validates every section, then the rules that span sections, and reports every problem
 at once with its file line, field path, value and fix, before any model is loaded.
@@ -29,9 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tuneproof.errors import ConfigError
 
 __all__ = [
+    "AUDIT_CHECKS",
     "SFT_METRICS",
     "CLASSIFICATION_METRICS",
     "SEARCHABLE_PARAMS",
+    "AuditConfig",
     "DataConfig",
     "EarlyStoppingConfig",
     "EvalConfig",
@@ -320,6 +322,99 @@ class EvalConfig(_Section):
     )
 
 
+# The audit's checks, in the order they run; `audit.decisions` keys must be among these.
+AUDIT_CHECKS = (
+    "exact_duplicate",
+    "near_duplicate",
+    "low_quality",
+    "off_domain",
+    "label_issue",
+    "leakage",
+    "too_long",
+    "pii",
+)
+Decision = Literal["remove", "flag", "keep"]
+
+
+def _default_decisions() -> dict[str, Decision]:
+    return {
+        "exact_duplicate": "remove",
+        "near_duplicate": "remove",
+        "low_quality": "remove",  # severe findings only; warnings are always just flagged
+        "off_domain": "remove",
+        "label_issue": "flag",
+        "leakage": "remove",
+        "too_long": "flag",
+        "pii": "flag",
+    }
+
+
+class AuditConfig(_Section):
+    """Thresholds of the data audit and what curation does with each check's findings."""
+
+    decisions: dict[str, Decision] = Field(
+        default_factory=_default_decisions,
+        description="per check: remove (curate drops the record), flag (kept, listed in the "
+        "manifest) or keep (ignored); unset checks keep their defaults",
+    )
+    checks: list[str] = Field(
+        default_factory=lambda: list(AUDIT_CHECKS), description="the checks to run, by name"
+    )
+    shingle_size: int = Field(
+        default=3, ge=1, le=20, description="words per MinHash shingle (shorter texts use fewer); 3 found more edited copies than 5 in benchmarks/audit_throughput.py"
+    )
+    num_perm: int = Field(default=112, ge=16, le=1024, description="MinHash permutations; bands * rows_per_band")
+    bands: int = Field(default=28, ge=1, description="LSH bands; more bands find pairs of lower similarity")
+    jaccard_threshold: float = Field(
+        default=0.5, gt=0, le=1, description="a candidate pair is a near duplicate when its real shingle Jaccard is at least this"
+    )
+    off_domain_threshold: float | None = Field(
+        default=None,
+        ge=-1,
+        le=1,
+        description="cosine similarity to the domain below which a record is off-domain; unset "
+        "calibrates it from the references (or uses 0.15 with --domain-text)",
+    )
+    off_domain_quantile: float = Field(
+        default=0.02, gt=0, lt=0.5, description="calibration: the references' leave-one-out score quantile used as threshold"
+    )
+    embed_max_tokens: int = Field(default=128, ge=8, le=512, description="embedding truncation in tokens")
+    embed_batch_size: int = Field(default=64, ge=1, description="records per embedding batch")
+    label_folds: int = Field(default=5, ge=2, le=20, description="folds for out-of-fold label probabilities")
+    leakage_ngram: int = Field(default=8, ge=3, le=50, description="words in a shared n-gram that counts as leakage")
+    max_tokens: int | None = Field(
+        default=None, ge=8, description="token budget per record for too_long; unset reads the model's maximum"
+    )
+    min_words: int = Field(default=3, ge=1, description="records with fewer words are flagged as too short")
+
+    @field_validator("decisions")
+    @classmethod
+    def _known_checks(cls, v: dict[str, Decision]) -> dict[str, Decision]:
+        unknown = [k for k in v if k not in AUDIT_CHECKS]
+        if unknown:
+            hints = "".join(_did_you_mean(k, AUDIT_CHECKS) for k in unknown)
+            raise ValueError(f"unknown check(s) {unknown}{hints}; checks: {list(AUDIT_CHECKS)}")
+        return {**_default_decisions(), **v}
+
+    @field_validator("checks")
+    @classmethod
+    def _known_check_names(cls, v: list[str]) -> list[str]:
+        unknown = [k for k in v if k not in AUDIT_CHECKS]
+        if unknown:
+            hints = "".join(_did_you_mean(k, AUDIT_CHECKS) for k in unknown)
+            raise ValueError(f"unknown check(s) {unknown}{hints}; checks: {list(AUDIT_CHECKS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _bands_divide_perms(self) -> AuditConfig:
+        if self.num_perm % self.bands:
+            raise ValueError(
+                f"num_perm={self.num_perm} is not divisible by bands={self.bands}; "
+                "choose bands that divide num_perm (e.g. 112 = 28 x 4 or 14 x 8)"
+            )
+        return self
+
+
 class TrackingConfig(_Section):
     """Where runs are written and tracked."""
 
@@ -350,6 +445,7 @@ class RunConfig(_Section):
     search: SearchConfig = Field(default_factory=SearchConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @model_validator(mode="after")
     def _absolute_runs_dir(self) -> RunConfig:
@@ -378,6 +474,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "search": SearchConfig,
     "eval": EvalConfig,
     "tracking": TrackingConfig,
+    "audit": AuditConfig,
 }
 _TOP_LEVEL = ("name", "task", *_SECTIONS)
 # Fields that hold file paths: resolved relative to the config file, so a config works

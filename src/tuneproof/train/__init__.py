@@ -13,14 +13,15 @@ Example:
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from tuneproof.train._batching import length_grouped_batches
-from tuneproof.train._engine import DEFAULT_LR, TrainResult, resolve_bf16, train
-from tuneproof.train._guard import EvalPoint, GuardFindings, OverfitGuard, check_overfitting
 from tuneproof.train._split import Split, split_records
+
+if TYPE_CHECKING:
+    from tuneproof.train._engine import DEFAULT_LR, TrainResult, resolve_bf16
+    from tuneproof.train._guard import EvalPoint, GuardFindings, OverfitGuard, check_overfitting
 
 __all__ = [
     "DEFAULT_LR",
@@ -36,17 +37,36 @@ __all__ = [
     "train",
 ]
 
+# These modules import transformers (and so torch, seconds); load them on first use so
+# that `import tuneproof` stays fast.
+_LAZY = {
+    "DEFAULT_LR": "_engine",
+    "TrainResult": "_engine",
+    "resolve_bf16": "_engine",
+    "EvalPoint": "_guard",
+    "GuardFindings": "_guard",
+    "OverfitGuard": "_guard",
+    "check_overfitting": "_guard",
+}
 
-class _CallableModule(types.ModuleType):
-    """Lets ``tuneproof.train(config)`` call :func:`train` although ``tuneproof.train`` is this package.
 
-    Python binds a subpackage to its parent's attribute of the same name on import, so a
-    top-level ``train`` function would be replaced by this module; making the module
-    callable keeps both ``tuneproof.train(...)`` and ``from tuneproof.train import ...``.
+def train(config: Any, **kwargs: Any) -> TrainResult:
+    """Train one model from a run config; see :func:`tuneproof.train._engine.train`.
+
+    Example:
+        >>> from tuneproof.train import train
+        >>> result = train("examples/qa_demo.yaml", overrides=["train.max_steps=50"])  # doctest: +SKIP
+
+    Raises:
+        ConfigError: the config cannot work with this model or data (checked before training).
+        DataError: the data cannot be read or a split is empty.
     """
+    from tuneproof.train._engine import train as run
 
-    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
-        return train(*args, **kwargs)
+    return run(config, **kwargs)
 
 
-sys.modules[__name__].__class__ = _CallableModule
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"tuneproof.train.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'tuneproof.train' has no attribute {name!r}")

@@ -1,0 +1,222 @@
+"""Exact and near duplicates: hash first, then MinHash LSH with verified candidates.
+
+Exact duplicates are found by hashing the text after collapsing whitespace and case.
+Near duplicates are found among the remaining records by MinHash over word shingles,
+computed vectorised with numpy (multiply-shift hashing, one column per permutation),
+banded into LSH buckets, and every candidate pair is verified with its real shingle
+Jaccard before it is reported. The first record is kept; a later one is a
+duplicate when it is verified similar to an earlier kept record (``duplicate_of``).
+
+Short texts use shorter shingles (at most one shingle per ~4 words): one edited word in
+a ten-word question would otherwise change every 5-word shingle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from tuneproof.audit._base import SEVERE, Context, Finding, normalize, record_text, words
+from tuneproof.audit._base import progress as track
+from tuneproof.config import AuditConfig
+from tuneproof.data import Record
+
+__all__ = ["ExactDuplicateCheck", "MinHasher", "NearDuplicateCheck", "near_duplicate_pairs"]
+
+_MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) for combining
+_BATCH_SHINGLES = 20_000  # shingles hashed per numpy batch: ~18 MB at 112 permutations, cache-friendly
+MIN_WORDS = 3  # shorter texts are compared by the exact check only
+_ALL_PAIRS_MAX = 32  # buckets up to this size are verified pairwise; larger ones against their first
+
+
+class ExactDuplicateCheck:
+    """Records whose text is identical after normalizing whitespace and case."""
+
+    name = "exact_duplicate"
+
+    def run(self, records: Sequence[Record], context: Context) -> Iterator[Finding]:
+        first: dict[bytes, int] = {}
+        dups: set[int] = set()
+        for i, rec in enumerate(track(records, "exact duplicates", context.progress)):
+            key = hashlib.blake2b(normalize(record_text(rec)).encode("utf-8"), digest_size=12).digest()
+            j = first.setdefault(key, i)
+            if j != i:
+                dups.add(i)
+                yield Finding(
+                    rec.id, self.name, SEVERE,
+                    f"identical to {records[j].id} after normalizing whitespace and case.",
+                    "identical text", {"duplicate_of": records[j].id}, i,
+                )  # fmt: skip
+        context.extras["exact_duplicates"] = dups
+
+
+class MinHasher:
+    """Vectorised MinHash over word shingles.
+
+    Args:
+        num_perm: number of hash functions (signature length).
+        shingle_size: words per shingle for long texts; short texts use fewer.
+        seed: seed of the hash functions.
+    """
+
+    def __init__(self, num_perm: int = 112, shingle_size: int = 3, seed: int = 1):
+        rng = np.random.default_rng(seed)
+        self.num_perm = num_perm
+        self.shingle_size = shingle_size
+        self._a = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        self._b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+        self._vocab: dict[str, int] = {}
+
+    def shingle_n(self, n_words: int) -> int:
+        """Shingle size for a text of ``n_words`` words: the configured size, or less for
+        short texts so that one edited word does not change every shingle."""
+        return max(1, min(self.shingle_size, n_words // 4))
+
+    def shingles(self, text: str) -> np.ndarray:
+        """The sorted unique 64-bit hashes of the text's word shingles (empty if no words)."""
+        toks = words(text)
+        if not toks:
+            return np.empty(0, dtype=np.uint64)
+        vocab = self._vocab
+        ids = np.fromiter(
+            (vocab[t] if t in vocab else vocab.setdefault(t, zlib.crc32(t.encode()) + 1) for t in toks),
+            dtype=np.uint64, count=len(toks),
+        )  # fmt: skip
+        n = self.shingle_n(len(toks))
+        h = ids[: len(ids) - n + 1].copy()
+        for k in range(1, n):
+            h = h * _MULT + ids[k : len(ids) - n + 1 + k]
+        return np.unique(h)
+
+    def signatures(self, shingle_sets: Sequence[np.ndarray]) -> np.ndarray:
+        """MinHash signatures, shape (len(shingle_sets), num_perm), uint32. Sets must be non-empty."""
+        out = np.empty((len(shingle_sets), self.num_perm), dtype=np.uint32)
+        start = 0
+        while start < len(shingle_sets):
+            stop, total = start, 0
+            while stop < len(shingle_sets) and (total == 0 or total + len(shingle_sets[stop]) <= _BATCH_SHINGLES):
+                total += len(shingle_sets[stop])
+                stop += 1
+            chunk = shingle_sets[start:stop]
+            flat = np.concatenate(chunk)
+            offsets = np.zeros(len(chunk), dtype=np.int64)
+            np.cumsum([len(c) for c in chunk[:-1]], out=offsets[1:])
+            # Multiply-shift hashing: the top 32 bits of a*x + b (mod 2^64) per permutation,
+            # in place to spare temporaries.
+            hashed = np.multiply(flat[:, None], self._a[None, :])
+            np.add(hashed, self._b[None, :], out=hashed)
+            np.right_shift(hashed, np.uint64(32), out=hashed)
+            out[start:stop] = np.minimum.reduceat(hashed, offsets, axis=0)
+            start = stop
+        return out
+
+
+def _band_candidates(sigs: np.ndarray, bands: int) -> np.ndarray:
+    """Candidate pairs (i < j) that share at least one LSH band, as an (n, 2) int64 array."""
+    n, perms = sigs.shape
+    rows = perms // bands
+    pairs: list[np.ndarray] = []
+    for b in range(bands):
+        block = sigs[:, b * rows : (b + 1) * rows].astype(np.uint64)
+        key = block[:, 0].copy()
+        for k in range(1, rows):
+            key = key * _MULT + block[:, k]
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        same = sorted_key[1:] == sorted_key[:-1]
+        if not same.any():
+            continue
+        # Runs of equal keys: start where a run begins, end where it stops.
+        edges = np.diff(np.concatenate(([False], same, [False])).astype(np.int8))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) + 1
+        two = ends - starts == 2  # most buckets hold a pair: take those without a Python loop
+        a, b = order[starts[two]], order[starts[two] + 1]
+        pairs.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
+        for s, e in zip(starts[~two], ends[~two]):
+            members = np.sort(order[s:e])
+            if len(members) <= _ALL_PAIRS_MAX:
+                ii, jj = np.triu_indices(len(members), 1)
+                pairs.append(np.stack([members[ii], members[jj]], axis=1))
+            else:  # pair each with the first and with its neighbour: enough to link a cluster
+                pairs.append(np.stack([np.full(len(members) - 1, members[0]), members[1:]], axis=1))
+                pairs.append(np.stack([members[1:-1], members[2:]], axis=1))
+    if not pairs:
+        return np.empty((0, 2), dtype=np.int64)
+    allp = np.concatenate(pairs).astype(np.int64)
+    codes = np.unique(allp[:, 0] * n + allp[:, 1])
+    return np.stack([codes // n, codes % n], axis=1)
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)
+
+
+def near_duplicate_pairs(
+    texts: Sequence[str], config: AuditConfig, *, progress: bool = False
+) -> list[tuple[int, int, float]]:
+    """Verified near-duplicate pairs ``(i, j, jaccard)`` with ``i < j`` among ``texts``.
+
+    Candidates come from MinHash LSH (``config.num_perm``, ``config.bands``); a pair is
+    kept when its real shingle Jaccard is at least ``config.jaccard_threshold``.
+    """
+    hasher = MinHasher(config.num_perm, config.shingle_size)
+    sets = [hasher.shingles(t) for t in track(texts, "near duplicates: shingling", progress)]
+    # Texts under MIN_WORDS words are left to exact dedup: two words in common say nothing.
+    nonempty = np.array([i for i, s in enumerate(sets) if len(s) and len(words(texts[i])) >= MIN_WORDS], dtype=np.int64)
+    if len(nonempty) < 2:
+        return []
+    sigs = hasher.signatures([sets[i] for i in nonempty])
+    cand = _band_candidates(sigs, config.bands)
+    out = []
+    for a, b in cand:
+        i, j = int(nonempty[a]), int(nonempty[b])
+        jac = _jaccard(sets[i], sets[j])
+        if jac >= config.jaccard_threshold:
+            out.append((i, j, jac))
+    return out
+
+
+def _first_kept(n: int, pairs: list[tuple[int, int, float]]) -> dict[int, tuple[int, float]]:
+    """Keep the first record of each group: in order, a record is a duplicate when a verified
+    pair links it to an earlier record that is kept. Returns duplicate -> (kept twin, Jaccard).
+
+    Unlike a transitive cluster, a chain a~b~c where a and c are not similar does not
+    remove c when b is removed.
+    """
+    partners: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for i, j, jac in pairs:
+        partners[j].append((i, jac))  # i < j
+    dup: dict[int, tuple[int, float]] = {}
+    for j in sorted(partners):
+        kept = [(i, jac) for i, jac in partners[j] if i not in dup]
+        if kept:
+            dup[j] = min(kept)
+    return dup
+
+
+class NearDuplicateCheck:
+    """Records whose word-shingle Jaccard with an earlier record reaches the threshold."""
+
+    name = "near_duplicate"
+
+    def run(self, records: Sequence[Record], context: Context) -> Iterator[Finding]:
+        cfg = context.config
+        exact = context.extras.get("exact_duplicates", set())
+        keep = [i for i in range(len(records)) if i not in exact]
+        texts = [record_text(records[i]) for i in keep]
+        pairs = near_duplicate_pairs(texts, cfg, progress=context.progress)
+        found = set()
+        for local, (twin, jac) in sorted(_first_kept(len(keep), pairs).items()):
+            i, r = keep[local], keep[twin]
+            found.add(i)
+            yield Finding(
+                records[i].id, self.name, SEVERE,
+                f"Near copy of {records[r].id} (word-shingle Jaccard {jac:.2f}, threshold {cfg.jaccard_threshold:g}).",
+                "near copy", {"duplicate_of": records[r].id, "jaccard": round(jac, 3)}, i,
+            )  # fmt: skip
+        context.extras["near_duplicates"] = found

@@ -1,0 +1,97 @@
+"""Label issues: cleanlab's ``find_label_issues`` on out-of-fold probabilities.
+
+The probabilities come from a logistic regression on MiniLM embeddings and TF-IDF word
+features, fitted with stratified k-fold so every record is scored by a model that never
+saw it (cleanlab needs out-of-sample probabilities). The suggested label is the
+model's most likely class.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from tuneproof.audit._base import WARNING, CheckNotRun, Context, Finding, record_text
+from tuneproof.audit.relevance import record_embeddings
+from tuneproof.data import Record, Schema
+
+__all__ = ["LabelIssueCheck", "out_of_fold_probabilities"]
+
+
+def out_of_fold_probabilities(
+    features: np.ndarray | None, texts: Sequence[str], labels: np.ndarray, folds: int, seed: int = 0
+) -> np.ndarray:
+    """k-fold out-of-fold class probabilities from logistic regression.
+
+    Args:
+        features: dense features per record (e.g. embeddings), or None.
+        texts: the texts, for TF-IDF word and bigram features.
+        labels: integer labels 0..k-1.
+        folds: number of folds.
+    """
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    n_classes = int(labels.max()) + 1
+    probs = np.zeros((len(labels), n_classes))
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train, test in skf.split(np.zeros(len(labels)), labels):
+        tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000)
+        parts_train = [tfidf.fit_transform([texts[i] for i in train])]
+        parts_test = [tfidf.transform([texts[i] for i in test])]
+        if features is not None:
+            parts_train.append(csr_matrix(features[train]))
+            parts_test.append(csr_matrix(features[test]))
+        clf = LogisticRegression(max_iter=2000, C=4.0)
+        clf.fit(hstack(parts_train).tocsr(), labels[train])
+        p = clf.predict_proba(hstack(parts_test).tocsr())
+        probs[np.ix_(test, clf.classes_)] = p
+    return probs
+
+
+class LabelIssueCheck:
+    """Records whose label disagrees with what the rest of the data predicts for them."""
+
+    name = "label_issue"
+
+    def run(self, records: Sequence[Record], context: Context) -> Iterator[Finding]:
+        if context.task != "classification":
+            raise CheckNotRun("the task is not classification (pass --task classification)")
+        if not records or records[0].schema != Schema.TEXT_LABEL:
+            raise CheckNotRun("the records have no labels (a text_label schema is needed)")
+        try:
+            from cleanlab.filter import find_label_issues
+        except ImportError as exc:
+            raise CheckNotRun(f"cleanlab is not installed ({exc}); pip install 'tuneproof[audit]'") from None
+        raw = [str(r.label) for r in records]
+        original = {str(r.label): r.label for r in records}  # keep ints as ints in the output
+        classes = sorted(set(raw))
+        counts = Counter(raw)
+        folds = min(context.config.label_folds, min(counts.values()))
+        if len(classes) < 2 or folds < 2:
+            raise CheckNotRun(
+                f"needs at least 2 classes with at least 2 records each (classes: {dict(counts)})"
+            )
+        labels = np.array([classes.index(x) for x in raw])
+        texts = [record_text(r) for r in records]
+        try:
+            emb = record_embeddings(records, context)
+        except CheckNotRun:
+            emb = None  # TF-IDF alone still gives out-of-fold probabilities
+            context.extras["label_features"] = "tf-idf only (embeddings unavailable)"
+        probs = out_of_fold_probabilities(emb, texts, labels, folds)
+        issues = find_label_issues(labels, probs, return_indices_ranked_by="self_confidence")
+        for i in sorted(int(x) for x in issues):
+            suggested = original[classes[int(probs[i].argmax())]]
+            given_p = float(probs[i, labels[i]])
+            yield Finding(
+                records[i].id, self.name, WARNING,
+                f"Labelled {raw[i]!r}, but a model trained on the other records gives that label "
+                f"probability {given_p:.2f}; it suggests {suggested!r}.",
+                "label disagrees with the data",
+                {"label": records[i].label, "suggested_label": suggested, "label_probability": round(given_p, 3)}, i,
+            )  # fmt: skip

@@ -1,0 +1,179 @@
+"""Checks that need context: eval data (leakage), a tokenizer (too_long), a domain
+(off_domain) and labels (label_issue). Each also says when it cannot run."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from tests.audit.conftest import CLEAN_QA, context, qa_records, text_records
+from tuneproof.audit._base import CheckNotRun
+from tuneproof.audit.labels import LabelIssueCheck
+from tuneproof.audit.leakage import LeakageCheck
+from tuneproof.audit.length import TooLongCheck
+from tuneproof.audit.relevance import OffDomainCheck, calibrate_threshold
+from tuneproof.config import AuditConfig
+from tuneproof.data import Record, Schema
+
+LONG_SENTENCE = "the fund manager said that the portfolio would rebalance towards short dated government bonds next quarter"
+
+
+def test_leakage_exact_prompt_and_ngram(clean_qa):
+    evals = qa_records([CLEAN_QA[0], ("How do index funds keep fees low?", "Different answer."),
+                        ("Tell me", f"Rumour: {LONG_SENTENCE}.")], name="eval.jsonl")  # fmt: skip
+    train = qa_records([CLEAN_QA[0], CLEAN_QA[1], ("Another question", f"He said {LONG_SENTENCE} today."), CLEAN_QA[3]])
+    found = list(LeakageCheck().run(train, context(eval_records=evals)))
+    got = {(f.id, f.code, f.details["eval_id"]) for f in found}
+    assert got == {
+        ("t.jsonl:1", "same text", "eval.jsonl:1"),
+        ("t.jsonl:2", "same prompt", "eval.jsonl:2"),
+        ("t.jsonl:3", "shared n-gram", "eval.jsonl:3"),
+    }
+
+
+def test_no_leakage_between_distinct_sets(clean_qa):
+    evals = qa_records(CLEAN_QA[4:], name="eval.jsonl")
+    assert list(LeakageCheck().run(qa_records(CLEAN_QA[:4]), context(eval_records=evals))) == []
+
+
+def test_leakage_without_eval_data_says_why(clean_qa):
+    with pytest.raises(CheckNotRun, match="no eval data"):
+        list(LeakageCheck().run(clean_qa, context()))
+
+
+def test_too_long_counts_real_tokens_and_cut_completion_tokens(tiny_llama_dir):
+    from tuneproof.models import load_tokenizer
+
+    tok = load_tokenizer(tiny_llama_dir)
+    short = ("What is a bond?", "A loan to an issuer.")
+    long_completion = ("What is a bond?", " ".join(["interest"] * 200))
+    huge_prompt = (" ".join(["coupon"] * 300), "Yes.")
+    recs = qa_records([short, long_completion, huge_prompt])
+    ctx = context(config=AuditConfig(max_tokens=64), tokenizer=tok)
+    found = {f.id: f for f in TooLongCheck().run(recs, ctx)}
+    assert set(found) == {"t.jsonl:2", "t.jsonl:3"}
+    p = len(tok(recs[1].fields["prompt"], add_special_tokens=False)["input_ids"])
+    c = len(tok(recs[1].fields["completion"], add_special_tokens=False)["input_ids"])
+    f = found["t.jsonl:2"]
+    assert f.details == {"tokens": p + c, "max_tokens": 64, "completion_tokens_cut": p + c - 64}
+    assert f.code == "completion truncated"
+    assert found["t.jsonl:3"].code == "completion cut entirely" and found["t.jsonl:3"].severity == "severe"
+    assert ctx.extras["token_counts"][0] < 64
+
+
+def test_too_long_without_a_limit_or_model_says_why(clean_qa):
+    with pytest.raises(CheckNotRun, match="no model given"):
+        list(TooLongCheck().run(clean_qa, context()))
+    with pytest.raises(CheckNotRun, match="could not be loaded"):
+        list(TooLongCheck().run(clean_qa, context(tokenizer_name="/no/such/model")))
+
+
+def test_calibration_is_a_low_quantile_of_leave_one_out_scores():
+    rng = np.random.default_rng(0)
+    refs = rng.normal(size=(50, 8)) + np.array([5.0] + [0.0] * 7)
+    refs /= np.linalg.norm(refs, axis=1, keepdims=True)
+    threshold, loo = calibrate_threshold(refs, 0.1)
+    # Computed by hand for one reference: cosine to the normalized mean of the other 49.
+    others = refs[1:].sum(0)
+    assert loo[0] == pytest.approx(float(refs[0] @ others / np.linalg.norm(others)))
+    assert (loo < threshold).mean() == pytest.approx(0.1, abs=0.03)
+
+
+FINANCE = [q + " " + a for q, a in CLEAN_QA]
+OFF = [
+    "My cat likes to sleep on the warm windowsill all afternoon.",
+    "Do you like pizza with pineapple or do you hate it?",
+    "The knight rode through the dark forest towards the castle.",
+]
+
+
+def test_off_domain_flags_off_topic_text_and_reports_its_score():
+    # Hashing embedder: shared words stand in for meaning. References share finance vocabulary.
+    refs = FINANCE * 2
+    recs = text_records(FINANCE[:4] + OFF)
+    ctx = context(domain=refs)
+    found = list(OffDomainCheck().run(recs, ctx))
+    assert {f.id for f in found} == {"t.jsonl:5", "t.jsonl:6", "t.jsonl:7"}
+    scores = ctx.extras["relevance"]
+    threshold = ctx.extras["off_domain_threshold"]["value"]
+    for f in found:
+        assert f.details["score"] < threshold == f.details["threshold"]
+    assert all(s >= threshold for s in scores[:4])
+
+
+def test_off_domain_user_threshold_and_domain_text():
+    recs = text_records(FINANCE[:2] + OFF[:1])
+    ctx = context(domain_text="stock dividend bond index funds fees market shareholders", config=AuditConfig(off_domain_threshold=0.05))
+    found = list(OffDomainCheck().run(recs, ctx))
+    assert [f.id for f in found] == ["t.jsonl:3"]
+    assert ctx.extras["off_domain_threshold"]["source"] == "set by the user"
+
+
+def test_off_domain_without_domain_or_with_too_few_refs_says_why():
+    with pytest.raises(CheckNotRun, match="no domain given"):
+        list(OffDomainCheck().run(text_records(FINANCE), context()))
+    with pytest.raises(CheckNotRun, match="at least 5"):
+        list(OffDomainCheck().run(text_records(FINANCE), context(domain=FINANCE[:2])))
+
+
+POS = ["wonderful", "brilliant", "moving", "delightful", "superb", "charming", "masterful", "joyful"]
+NEG = ["dreadful", "boring", "tedious", "awful", "clumsy", "lifeless", "painful", "dull"]
+
+
+def _reviews(n: int, seed: int):
+    rng = random.Random(seed)
+    fillers = ["the film", "this movie", "the acting", "the plot", "the script", "the ending"]
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 else "neg"
+        words = POS if label == "pos" else NEG
+        rows.append((f"{rng.choice(fillers)} was {rng.choice(words)} and {rng.choice(words)} overall", label))
+    return rows
+
+
+def _label_records(rows):
+    return [Record(f"t.jsonl:{i}", Schema.TEXT_LABEL, {"text": t, "label": y}) for i, (t, y) in enumerate(rows, 1)]
+
+
+def test_label_issues_find_flipped_labels_and_suggest_the_right_one():
+    rows = _reviews(600, seed=1)
+    flipped = set(range(0, 600, 10))  # 10% of labels flipped
+    noisy = [(t, ("pos" if y == "neg" else "neg") if i in flipped else y) for i, (t, y) in enumerate(rows)]
+    found = list(LabelIssueCheck().run(_label_records(noisy), context(task="classification")))
+    hit = {f.index for f in found}
+    # cleanlab's default (prune by noise rate) is conservative: measured here 38 of 60
+    # flips found and no false alarm.
+    assert len(hit & flipped) / len(flipped) >= 0.5  # recall
+    assert len(hit & flipped) / len(hit) >= 0.9  # precision
+    for f in found:
+        if f.index in flipped:
+            assert f.details["suggested_label"] == rows[f.index][1]
+
+
+def test_label_issues_none_on_clean_labels():
+    found = list(LabelIssueCheck().run(_label_records(_reviews(600, seed=2)), context(task="classification")))
+    assert len(found) <= 3  # clean, separable data: no (or almost no) alarm
+
+
+def test_label_issues_need_classification_and_two_classes(clean_qa):
+    with pytest.raises(CheckNotRun, match="not classification"):
+        list(LabelIssueCheck().run(clean_qa, context()))
+    one_class = _label_records([("good film", "pos")] * 10)
+    with pytest.raises(CheckNotRun, match="at least 2 classes"):
+        list(LabelIssueCheck().run(one_class, context(task="classification")))
+
+
+def test_free_threads_leaves_cores_that_others_keep_busy(monkeypatch):
+    import os
+
+    from tuneproof.audit.embed import free_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # only this process
+    assert free_threads(2) == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.2, 2.0, 2.0))  # one other busy process
+    assert free_threads(2) == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (6.0, 6.0, 6.0))
+    assert free_threads(2) == 1

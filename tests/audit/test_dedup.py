@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import numpy as np
+
+from tests.audit.conftest import context, qa_records, text_records
+from tuneproof.audit.dedup import ExactDuplicateCheck, MinHasher, NearDuplicateCheck, near_duplicate_pairs
+from tuneproof.config import AuditConfig
+
+ARTICLE = (
+    "The central bank raised its benchmark interest rate by a quarter point on Wednesday, "
+    "citing persistent inflation in services and a labour market that remains tight. "
+    "Officials signalled that further increases were possible if price growth does not slow, "
+    "while markets had largely expected the move and stocks closed slightly higher."
+)
+
+
+def run(check, records, **kw):
+    ctx = context(**kw)
+    return list(check.run(records, ctx)), ctx
+
+
+def test_exact_duplicates_ignore_whitespace_and_case_and_point_at_the_first(clean_qa):
+    recs = qa_records([("What is a  STOCK dividend?", "A payment.")] + [("what is a stock dividend?", "a   payment.")] * 2)
+    found, ctx = run(ExactDuplicateCheck(), recs)
+    assert [f.id for f in found] == ["t.jsonl:2", "t.jsonl:3"]
+    assert {f.details["duplicate_of"] for f in found} == {"t.jsonl:1"}
+    assert ctx.extras["exact_duplicates"] == {1, 2}
+
+
+def test_no_exact_duplicates_in_distinct_records(clean_qa):
+    assert run(ExactDuplicateCheck(), clean_qa)[0] == []
+
+
+def test_near_copy_with_edited_words_is_found_and_verified():
+    edited = ARTICLE.replace("Wednesday", "Thursday").replace("slightly", "a little").replace("tight", "strong")
+    other = "Tennis: the defending champion lost in straight sets in the second round after a long rain delay."
+    recs = text_records([ARTICLE, other, edited])
+    found, _ = run(NearDuplicateCheck(), recs)
+    assert len(found) == 1
+    f = found[0]
+    assert f.id == "t.jsonl:3" and f.details["duplicate_of"] == "t.jsonl:1"
+    assert 0.5 <= f.details["jaccard"] < 1.0  # below 0.8: a plain 0.8 LSH would miss it
+
+
+def test_exact_duplicates_are_not_reported_again_as_near_duplicates():
+    recs = text_records([ARTICLE, ARTICLE.upper(), ARTICLE.replace("Wednesday", "Tuesday")])
+    ctx = context()
+    exact = list(ExactDuplicateCheck().run(recs, ctx))
+    near = list(NearDuplicateCheck().run(recs, ctx))
+    assert [f.id for f in exact] == ["t.jsonl:2"]
+    assert [(f.id, f.details["duplicate_of"]) for f in near] == [("t.jsonl:3", "t.jsonl:1")]
+
+
+def test_distinct_texts_on_one_topic_are_not_near_duplicates(clean_qa):
+    assert run(NearDuplicateCheck(), clean_qa)[0] == []
+    similar = [
+        "The central bank raised rates by a quarter point to fight inflation.",
+        "Shares fell after the company cut its profit forecast for the year.",
+        "The government announced a new tax on windfall profits of energy firms.",
+    ]
+    assert run(NearDuplicateCheck(), text_records(similar))[0] == []
+
+
+def test_candidates_below_the_jaccard_threshold_are_not_reported():
+    edited = ARTICLE.replace("Wednesday", "Thursday")
+    pairs = near_duplicate_pairs([ARTICLE, edited], AuditConfig(jaccard_threshold=0.99))
+    assert pairs == []  # the pair is a candidate, but its real Jaccard is below 0.99
+    assert len(near_duplicate_pairs([ARTICLE, edited], AuditConfig(jaccard_threshold=0.8))) == 1
+
+
+def test_minhash_agreement_estimates_the_real_jaccard():
+    hasher = MinHasher(num_perm=512, shingle_size=5)
+    words = ARTICLE.split()
+    for cut in (5, 15, 30):
+        a, b = " ".join(words), " ".join(words[cut:] + ["extra", "words", "here"])
+        sa, sb = hasher.shingles(a), hasher.shingles(b)
+        real = len(np.intersect1d(sa, sb)) / len(np.union1d(sa, sb))
+        sig = hasher.signatures([sa, sb])
+        estimate = float((sig[0] == sig[1]).mean())
+        assert abs(estimate - real) < 0.08, (cut, real, estimate)
+
+
+def test_short_texts_use_short_shingles():
+    hasher = MinHasher(shingle_size=5)
+    assert hasher.shingle_n(40) == 5 and hasher.shingle_n(9) == 2 and hasher.shingle_n(2) == 1
+    assert len(hasher.shingles("")) == 0

@@ -28,6 +28,12 @@ def test_chatterbot_tech_support_is_ten_unique_pairs():
     assert len(pairs) == 1050 and len(counts) == 10
 
 
+def test_chatterbot_string_entries_are_not_split_into_characters():
+    # A few conversations are a lone YAML string; iterating one yielded single-character
+    # "turns". Real one-character replies ("7", "E") exist, one-character prompts don't.
+    assert not any(len(p["prompt"]) == 1 for p in corpora.chatterbot_pairs())
+
+
 def test_fortunes_are_read():
     rows = corpora.fortunes()
     assert len(rows) > 10_000 and len({r["category"] for r in rows}) > 20

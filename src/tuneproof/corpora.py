@@ -141,6 +141,10 @@ def chatterbot_pairs() -> list[dict[str, str]]:
             doc = yaml.safe_load(zf.read(name).decode("utf-8")) or {}
             category = Path(name).stem
             for conv in doc.get("conversations") or []:
+                if not isinstance(conv, list):
+                    # A few entries are a lone string, not a list of turns: no pair to take
+                    # (iterating it would split it into single characters).
+                    continue
                 turns = [str(t) for t in conv if t is not None]
                 for prompt, reply in zip(turns, turns[1:]):
                     pairs.append({"category": category, "prompt": prompt, "reply": reply})

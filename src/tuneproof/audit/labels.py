@@ -66,7 +66,7 @@ class LabelIssueCheck:
         try:
             from cleanlab.filter import find_label_issues
         except ImportError as exc:
-            raise CheckNotRun(f"cleanlab is not installed ({exc}); pip install 'tuneproof[audit]'") from None
+            raise CheckNotRun(f"cleanlab is not installed ({exc}); pip install cleanlab (a tuneproof dependency: reinstall tuneproof)") from None
         raw = [str(r.label) for r in records]
         original = {str(r.label): r.label for r in records}  # keep ints as ints in the output
         classes = sorted(set(raw))

@@ -113,3 +113,9 @@ def test_minilm_loads_as_a_two_label_classifier():
         assert torch.equal(logits, again(**batch).logits)
     # Only the head is new; the encoder came from the package's weights.
     assert model.bert.embeddings.word_embeddings.weight.shape[0] == 30522
+
+
+def test_unknown_hub_id_offline_is_refused_before_loading(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="not in the local cache while HF_HUB_OFFLINE"):
+        resolve_model("no-such-org/no-such-model-xyz")

@@ -132,7 +132,26 @@ def resolve_model(name: str | os.PathLike) -> ModelSource:
             f"model {text!r}: no such model directory or .gguf file. Fix: check the path, or use a "
             f"bundled name ({', '.join(BUNDLED_MODELS)})."
         )
+    if _offline() and not _in_hub_cache(text):
+        raise ModelLoadError(
+            f"model {text!r}: not a bundled name, a model directory or a .gguf file, and as a hub id "
+            "it is not in the local cache while HF_HUB_OFFLINE is set. Fix: check the path, use a "
+            f"bundled name ({', '.join(BUNDLED_MODELS)}), or download the model where there is network."
+        )
     return ModelSource(text, "hub", None)
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # an id the hub library rejects is not in the cache either
+        return False
 
 
 def convert_gguf(gguf: Path, *, cache_dir: Path | None = None) -> Path:

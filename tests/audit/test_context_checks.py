@@ -63,6 +63,19 @@ def test_too_long_counts_real_tokens_and_cut_completion_tokens(tiny_llama_dir):
     assert ctx.extras["token_counts"][0] < 64
 
 
+def test_too_long_defaults_to_the_training_max_length(tiny_llama_dir):
+    from tuneproof.config import ModelConfig
+    from tuneproof.models import load_tokenizer
+
+    tok = load_tokenizer(tiny_llama_dir)
+    tok.model_max_length = int(1e30)  # "unset", as tokenizers converted from GGUF report it
+    recs = qa_records([("What is a bond?", " ".join(["interest"] * 600))])
+    ctx = context(tokenizer=tok)
+    found = list(TooLongCheck().run(recs, ctx))
+    assert ctx.extras["max_tokens"] == ModelConfig().max_length == 512
+    assert [f.id for f in found] == ["t.jsonl:1"]
+
+
 def test_too_long_without_a_limit_or_model_says_why(clean_qa):
     with pytest.raises(CheckNotRun, match="no model given"):
         list(TooLongCheck().run(clean_qa, context()))

@@ -51,11 +51,12 @@ class TooLongCheck:
                 tok = context.tokenizer = load_tokenizer(context.tokenizer_name)
             except (TuneproofError, ImportError) as exc:
                 raise CheckNotRun(f"the tokenizer of {context.tokenizer_name!r} could not be loaded: {exc}") from None
-        limit = context.config.max_tokens or model_max_tokens(tok)
-        if limit is None:
-            raise CheckNotRun(
-                "the tokenizer declares no maximum length; set audit.max_tokens (e.g. 2048) to check lengths"
-            )
+        # Without an explicit limit, measure against what training will truncate to: the
+        # default model.max_length, or the tokenizer's own limit when that is smaller.
+        from tuneproof.config import ModelConfig
+
+        default = ModelConfig.model_fields["max_length"].default
+        limit = context.config.max_tokens or min(x for x in (default, model_max_tokens(tok)) if x)
         prompts = [prompt_text(r) for r in records]
         completions = [completion_text(r) or "" for r in records]
         p_counts = _counts(tok, prompts)

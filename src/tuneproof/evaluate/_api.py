@@ -185,6 +185,13 @@ def evaluate(
         raise ConfigError(
             "evaluate", [f"metric = {primary!r}: not a metric for task {task}. Fix: use one of {', '.join(allowed)}."]
         )
+    # Both model references are checked before anything loads: a typo in --tuned must not
+    # cost a full scoring pass of the base first.
+    from tuneproof.models import resolve_model
+
+    resolve_model(base)
+    if not Path(tuned).is_dir():
+        resolve_model(tuned)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     records = _load_test(data, fields, split, cfg.limit, out_dir, console)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
@@ -420,6 +421,13 @@ def print_table(title: str, rows: list[tuple[Any, ...]], columns: list[str]) -> 
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Our own rich progress bars and messages say what happens; the libraries' per-file
+    # loading bars, INFO lines and deprecation notices (about their own internals) would
+    # bury them. Users can still turn any of these back on through the same variables.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|torch)\.")
     app()
 
 

@@ -19,11 +19,19 @@ def test_top_level_exports():
             "load_config",
             "load_model",
             "load_records",
+            "lr_sweep",
             "train",
+            "tune",
         ]
     )
     for name in tuneproof.__all__:
         assert getattr(tuneproof, name) is not None
+
+
+def test_search_functions_are_the_search_packages():
+    from tuneproof.search import lr_sweep, tune
+
+    assert tuneproof.lr_sweep is lr_sweep and tuneproof.tune is tune
 
 
 def test_train_is_callable_and_a_package():

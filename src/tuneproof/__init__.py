@@ -28,7 +28,9 @@ __all__ = [
     "load_config",
     "load_model",
     "load_records",
+    "lr_sweep",
     "train",
+    "tune",
 ]
 
 from tuneproof.config import RunConfig, load_config
@@ -48,6 +50,7 @@ from tuneproof.evaluate import evaluate
 if TYPE_CHECKING:
     from tuneproof.data import load_records
     from tuneproof.models import load_model
+    from tuneproof.search import lr_sweep, tune
     from tuneproof.train import train
 
 
@@ -66,4 +69,8 @@ def __getattr__(name: str) -> Any:
         import tuneproof.train as train_package
 
         return train_package
+    if name in ("lr_sweep", "tune"):
+        import tuneproof.search as search
+
+        return getattr(search, name)
     raise AttributeError(f"module 'tuneproof' has no attribute {name!r}")

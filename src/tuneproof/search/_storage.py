@@ -7,6 +7,7 @@ back as a new trial with the same parameters instead of being lost.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +76,14 @@ def open_storage(
             "connections from this machine, or leave --storage unset for SQLite in the run directory."
         ) from None
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-            engine_kwargs={"pool_pre_ping": True} if url.startswith("postgresql") else None,
-        )
+        with warnings.catch_warnings():  # heartbeats and the retry callback are "experimental" in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+                engine_kwargs={"pool_pre_ping": True} if url.startswith("postgresql") else None,
+            )
     except Exception as exc:
         raise TuneproofError(f"cannot open the Optuna storage {shown}: {exc}. Fix: check the URL and database.") from exc

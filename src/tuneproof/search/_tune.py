@@ -170,6 +170,7 @@ class _Search:
         self._describe(study, done)
         self.out.mkdir(parents=True, exist_ok=True)
         if done < self.target:
+            _ready_tracking(cfg.tracking)
             with track.start_run(cfg.tracking, f"{cfg.name}/tune", tags={"tuneproof.stage": "tune", "optuna.study": self.name}) as parent:
                 self.parent_id = parent.run_id
                 track.log_params(parent, {"study": self.name, "storage": self.shown_url, "n_trials": self.target,
@@ -345,6 +346,29 @@ def _follow(cfg: RunConfig, console: Any) -> None:
             pass
         prune_outputs(out)
         n += 1
+
+
+def _ready_tracking(tracking: Any) -> None:
+    """Create the MLflow store and experiment under a file lock.
+
+    Two workers that start together on one machine would otherwise both create the SQLite
+    store's tables, and one fails with "table experiments already exists".
+    """
+    import fcntl
+
+    from tuneproof import track
+
+    uri = tracking.resolved_uri()
+    if not uri.startswith("sqlite:///"):
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.parent / (db.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            track._experiment_id(track._client(uri), tracking.experiment)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _count(study: Any, states: Sequence[str]) -> int:

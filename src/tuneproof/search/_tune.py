@@ -228,6 +228,8 @@ class _Search:
         params = _dist.share(suggest(trial, self.space))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         out = self.out / "trials" / f"trial-{trial.number:04d}"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "params.json").write_text(json.dumps(params))  # what this rank trained with
         callback = OptunaPruningCallback(trial, decide=_dist.share)
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
         self.console.print(f"trial {trial.number}: {shown}")
@@ -335,6 +337,7 @@ def _follow(cfg: RunConfig, console: Any) -> None:
     from tuneproof.train import train
 
     base, n = cfg.model_dump(mode="json"), 0
+    _ready_tracking(cfg.tracking)
     while (params := _dist.share(None)) is not None:
         out = cfg.run_dir / "tune" / "trials" / f"rank{_dist.rank()}-{n:04d}"
         (out).mkdir(parents=True, exist_ok=True)

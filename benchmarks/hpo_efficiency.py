@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from train_throughput import rotten_tomatoes, write_jsonl  # noqa: E402
 
-GRID = {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "weight_decay": [0.0, 0.05, 0.1], "dropout": [0.0, 0.1]}
+GRID = {"lr": [3e-5, 1e-4, 3e-4, 1e-3], "weight_decay": [0.0, 0.05, 0.1], "dropout": [0.0, 0.1]}
 
 
 def base_config(data: Path, runs: Path, name: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def base_config(data: Path, runs: Path, name: str, args: argparse.Namespace, see
         "model": {"name": "minilm", "method": "full", "max_length": 64},
         "train": {"batch_size": 16, "max_steps": args.steps, "eval_steps": args.eval_steps, "seed": seed,
                   "warmup_ratio": 0.0, "bf16": "auto"},
-        "search": {"space": {"lr": {"low": 1e-5, "high": 3e-4, "log": True},
+        "search": {"space": {"lr": {"low": 3e-5, "high": 1e-3, "log": True},
                              "weight_decay": {"low": 0.0, "high": 0.1},
                              "dropout": {"low": 0.0, "high": 0.1},
                              "warmup_ratio": {"choices": [0.0]}, "batch_size": {"choices": [16]}}},

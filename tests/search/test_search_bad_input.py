@@ -77,3 +77,25 @@ def test_cli_reports_bad_input_without_traceback(search_config, tmp_path):
     assert result.exit_code == 1 and "--lrs" in result.output
     result = runner.invoke(app, ["tune", str(path), "--n-trials", "0"])
     assert result.exit_code == 1 and "at least 1 trial" in result.output
+
+
+@pytest.mark.parametrize(("ci", "rc", "expect"), [("1", 1, "CI is set but TUNEPROOF_TEST_POSTGRES_URL is not"), ("", 0, "skipped")])
+def test_postgres_tests_fail_under_ci_without_a_server(ci, rc, expect):
+    """CI must not skip the distributed tests silently; a laptop without PostgreSQL may."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tuneproof
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TUNEPROOF_TEST_POSTGRES_URL", "CI")}
+    env.update(PYTHONPATH=str(Path(tuneproof.__file__).parents[1]), **({"CI": ci} if ci else {}))
+    here = Path(__file__).parent
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "slow", "-p", "no:cacheprovider", "-rs", "-k", "share_one_study",
+         str(here / "test_postgres.py")],
+        capture_output=True, text=True, env=env, cwd=here.parents[1], timeout=120,
+    )  # fmt: skip
+    assert done.returncode == rc, done.stdout[-2000:]
+    assert expect in done.stdout

@@ -192,7 +192,7 @@ def tune(
     )
     if result is not None:  # None on the non-zero ranks of a distributed job
         console.print(f"best val loss {result.best_value:.4f} (trial {result.best_trial}); train it with: "
-                      f"tuneproof train {result.best_yaml}")  # fmt: skip
+                      f"tuneproof train {result.best_yaml}", soft_wrap=True)  # fmt: skip
 
 
 @app.command()

@@ -6,7 +6,6 @@ Needs ``TUNEPROOF_TEST_POSTGRES_URL`` (``.ci/run`` starts a local server and set
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

@@ -45,8 +45,6 @@ def config_file(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "issue"),
     [
-        (["tune", "{cfg}"], "hyperparameter search"),
-        (["lr-sweep", "{cfg}"], "hyperparameter search"),
         (["run", "{cfg}"], "The pipeline"),
         (["report", "{dir}"], "The pipeline"),
     ],

@@ -21,7 +21,9 @@ def test_top_level_exports():
             "load_config",
             "load_model",
             "load_records",
+            "lr_sweep",
             "train",
+            "tune",
         ]
     )
     for name in tuneproof.__all__:
@@ -39,6 +41,12 @@ def test_functions_named_like_their_subpackages_stay_functions():
     for fn in (tuneproof.audit, tuneproof.curate, tuneproof.evaluate, tuneproof.train):
         assert inspect.isfunction(fn), fn
     assert TrainResult is not None and split_records is not None
+
+
+def test_search_functions_are_the_search_packages():
+    from tuneproof.search import lr_sweep, tune
+
+    assert tuneproof.lr_sweep is lr_sweep and tuneproof.tune is tune
 
 
 def test_importing_tuneproof_does_not_import_torch():

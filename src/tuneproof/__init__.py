@@ -30,7 +30,9 @@ __all__ = [
     "load_config",
     "load_model",
     "load_records",
+    "lr_sweep",
     "train",
+    "tune",
 ]
 
 from tuneproof.config import RunConfig, load_config
@@ -49,6 +51,7 @@ from tuneproof.errors import (
 # these imports torch (a test pins that).
 from tuneproof.audit import audit, curate
 from tuneproof.evaluate import evaluate
+from tuneproof.search import lr_sweep, tune
 from tuneproof.train import train
 
 if TYPE_CHECKING:

@@ -233,10 +233,29 @@ def curate(
 
 @app.command("lr-sweep")
 @_friendly
-def lr_sweep(config: ConfigArg, set_: SetOpt = None) -> None:
+def lr_sweep(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    lrs: Annotated[
+        Optional[str], typer.Option("--lrs", help="Comma-separated rates, e.g. 1e-5,1e-4,1e-3; default per method.")
+    ] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Training steps per rate (default: train.max_steps, at most 30).")] = None,
+) -> None:
     """Short learning-rate sweep; writes lr_sweep.json, a plot and the range for `tune`."""
-    _load(config, set_)
-    raise _not_built("lr-sweep", "Learning-rate sweep and Bayesian hyperparameter search")
+    from tuneproof.search import lr_sweep as run_sweep
+
+    grid = None
+    if lrs:
+        try:
+            grid = [float(x) for x in lrs.split(",") if x.strip()]
+        except ValueError:
+            raise TuneproofError(f"--lrs {lrs!r}: not a comma-separated list of numbers. Fix: e.g. --lrs 1e-5,1e-4,1e-3") from None
+    result = run_sweep(_load(config, set_), lrs=grid, steps=steps, console=err_console)
+    rows = [(f"{p['lr']:g}", f"{p['val_loss']:.4f}" if p.get("val_loss") is not None else "-", p["status"]) for p in result.points]
+    print_table("lr sweep (validation loss)", rows, ["lr", "val loss", "status"])
+    console.print(f"recommended range for tune: [{result.recommended['low']:g}, {result.recommended['high']:g}] (log)")
+    if result.warning:
+        err_console.print(f"[yellow]warning: {result.warning}[/yellow]")
 
 
 @app.command()
@@ -247,10 +266,19 @@ def tune(
     storage: Annotated[
         Optional[str], typer.Option(help="Optuna storage URL; postgresql://... lets several workers share a study.")
     ] = None,
+    n_trials: Annotated[Optional[int], typer.Option(help="Total trials wanted in the study (default search.n_trials).")] = None,
+    study_name: Annotated[Optional[str], typer.Option(help="Study name (default: the run name).")] = None,
+    new: Annotated[bool, typer.Option("--new/--resume", help="Start the study afresh, or continue it (default).")] = False,
 ) -> None:
     """Bayesian search (Optuna TPE) with pruning; writes best.yaml and parameter importances."""
-    _load(config, set_)
-    raise _not_built("tune", "Learning-rate sweep and Bayesian hyperparameter search")
+    from tuneproof.search import tune as run_tune
+
+    result = run_tune(
+        _load(config, set_), storage=storage, n_trials=n_trials, study_name=study_name, new=new, console=err_console
+    )
+    if result is not None:  # None on the non-zero ranks of a distributed job
+        console.print(f"best val loss {result.best_value:.4f} (trial {result.best_trial}); train it with: "
+                      f"tuneproof train {result.best_yaml}", soft_wrap=True)  # fmt: skip
 
 
 @app.command()

@@ -277,6 +277,12 @@ class SearchConfig(_Section):
     pruner: Literal["hyperband", "median", "none"] = Field(
         default="hyperband", description="stop hopeless trials early; none disables pruning"
     )
+    pruner_patience: int = Field(
+        default=1,
+        ge=0,
+        description="evaluations a trial may go without improving before the pruner may stop it "
+        "(validation curves are noisy; 0 is the most aggressive)",
+    )
     storage: str | None = Field(
         default=None,
         description="Optuna storage URL; unset means sqlite in the run directory; "

@@ -1,0 +1,231 @@
+"""Learning-rate sweep: a few short trainings on a log grid, scored by validation loss.
+
+Why not a Smith range test (one run with the rate growing each step)? It tends to
+suggest rates about 100x too high for fine-tuning (transformers#16013, PITFALLS), while a
+short run per rate measures what we care about: validation loss after a few steps at a
+fixed rate, with the real schedule's warm-up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuneproof.config import RunConfig, load_config
+from tuneproof.errors import ConfigError, TuneproofError
+
+__all__ = ["DEFAULT_SWEEP_GRID", "SweepResult", "lr_sweep"]
+
+# One decade wider than the tune defaults on each side, half-decade steps.
+DEFAULT_SWEEP_GRID = {
+    "lora": (3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3),
+    "full": (3e-7, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4),
+    "freeze": (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3),
+}
+DEFAULT_SWEEP_STEPS = 30
+MAX_LR = 0.5  # a recommended range never reaches past this (train.lr must be < 1)
+
+
+@dataclass
+class SweepResult:
+    """What the sweep found.
+
+    Attributes:
+        points: one dict per rate: ``lr``, ``val_loss`` (best), ``final_val_loss``,
+            ``train_loss``, ``best_step``, ``steps``, ``status`` (ok, diverged, failed) and ``error``.
+        best_lr: the rate with the lowest validation loss.
+        recommended: ``{"low", "high", "log": True}``: the lr range ``tune`` will search.
+        edge: ``"low"`` or ``"high"`` when the best rate is the smallest or largest swept.
+        warning: a message when ``edge`` is set.
+        json_path, plot_path: ``<run dir>/lr_sweep/lr_sweep.json`` and ``lr_sweep.png``.
+    """
+
+    points: list[dict[str, Any]]
+    best_lr: float
+    recommended: dict[str, Any]
+    edge: str | None
+    warning: str | None
+    json_path: Path
+    plot_path: Path
+    method: str = "log-grid short runs"
+    steps: int = 0
+    mlflow_run_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in out.items()}
+
+
+def _grid(lrs: Sequence[float] | None, method: str) -> list[float]:
+    grid = sorted(float(x) for x in (lrs if lrs is not None else DEFAULT_SWEEP_GRID[method]))
+    bad = [x for x in grid if not 0 < x < 1]
+    if len(grid) < 3 or bad or len(set(grid)) != len(grid):
+        raise ConfigError(
+            "lr-sweep",
+            [f"learning rates {grid}: need at least 3 distinct rates, each in (0, 1)"
+             + (f"; {bad} out of range" if bad else "") + ". Fix: pass e.g. lrs=[1e-5, 1e-4, 1e-3]."],
+        )  # fmt: skip
+    return grid
+
+
+def lr_sweep(
+    config: RunConfig | str | os.PathLike | dict,
+    *,
+    overrides: Sequence[str] | None = None,
+    lrs: Sequence[float] | None = None,
+    steps: int | None = None,
+    console: Any = None,
+) -> SweepResult:
+    """Train a few steps at each rate of a log grid and recommend the range for ``tune``.
+
+    Each rate is one short training through the engine (an MLflow child run under one
+    ``lr-sweep`` parent). The result goes to ``<run dir>/lr_sweep/lr_sweep.json`` with a plot,
+    and ``tune`` then searches ``recommended`` unless the config sets ``search.space.lr``.
+
+    Args:
+        config: a :class:`RunConfig`, a YAML path or a mapping.
+        overrides: dotted ``key=value`` overrides.
+        lrs: the rates to try; default a half-decade grid around the method's usual rate.
+        steps: training steps per rate; default ``train.max_steps`` capped at 30.
+        console: a rich console; default stderr.
+
+    Returns:
+        A :class:`SweepResult`.
+
+    Raises:
+        ConfigError: fewer than 3 rates, a rate outside (0, 1), or a bad config.
+        TuneproofError: every rate failed or diverged.
+
+    Example:
+        >>> res = lr_sweep("examples/qa_demo.yaml", steps=20)  # doctest: +SKIP
+        >>> res.best_lr, res.recommended  # doctest: +SKIP
+        (0.0003, {'low': 0.0001, 'high': 0.001, 'log': True})
+    """
+    from rich.console import Console
+
+    from tuneproof import track
+    from tuneproof.search._common import finish_child_run, prune_outputs
+    from tuneproof.train import train
+
+    cfg = config if isinstance(config, RunConfig) and not overrides else load_config(
+        config.model_dump(mode="json") if isinstance(config, RunConfig) else config, list(overrides or [])
+    )
+    console = console or Console(stderr=True)
+    grid = _grid(lrs, cfg.model.method)
+    n_steps = steps or min(cfg.train.max_steps or DEFAULT_SWEEP_STEPS, DEFAULT_SWEEP_STEPS)
+    if n_steps < 1:
+        raise ConfigError("lr-sweep", [f"steps={n_steps}: need at least 1 step per rate. Fix: pass steps >= 1."])
+    out = cfg.run_dir / "lr_sweep"
+    out.mkdir(parents=True, exist_ok=True)
+    base = cfg.model_dump(mode="json")
+    base["train"].update(
+        max_steps=n_steps,
+        eval_steps=max(1, n_steps // 3),
+        early_stopping={**base["train"]["early_stopping"], "enabled": False},  # every rate gets its full budget
+        overfit_guard={**base["train"]["overfit_guard"], "enabled": False},
+    )
+    console.print(f"lr sweep: {len(grid)} rates from {grid[0]:g} to {grid[-1]:g}, {n_steps} steps each (method {cfg.model.method})")
+
+    points: list[dict[str, Any]] = []
+    with track.start_run(cfg.tracking, f"{cfg.name}/lr-sweep", tags={"tuneproof.stage": "lr-sweep"}) as parent:
+        track.log_params(parent, {"lrs": grid, "steps": n_steps, "method": "log-grid short runs"})
+        for i, lr in enumerate(grid):
+            run_out = out / f"lr_{i:02d}"
+            point: dict[str, Any] = {"lr": lr, "steps": n_steps}
+            try:
+                base["train"]["lr"] = lr
+                res = train(
+                    base, parent_run_id=parent.run_id, output_dir=run_out, run_name=f"{cfg.name}/lr-sweep/{lr:g}",
+                    console=console,
+                )  # fmt: skip
+                val = res.best_metrics.get("loss", float("nan"))
+                point.update(
+                    val_loss=val,
+                    final_val_loss=res.final_metrics.get("loss"),
+                    train_loss=res.data.get("train_loss_mean"),
+                    best_step=res.best_step,
+                    status="ok" if math.isfinite(val) else "diverged",
+                )
+                finish_child_run(cfg.tracking, run_out, point["status"])
+            except TuneproofError:
+                raise  # bad input: same for every rate
+            except Exception as exc:  # a rate that blows up is a result, not a crash
+                point.update(val_loss=None, status="failed", error=f"{type(exc).__name__}: {exc}")
+                finish_child_run(cfg.tracking, run_out, "failed", point["error"])
+                console.print(f"[yellow]lr {lr:g}: failed ({point['error'][:200]})[/yellow]")
+            prune_outputs(run_out)
+            points.append(point)
+            track.log_metrics(parent, {"val_loss": point["val_loss"]} if point.get("val_loss") is not None and math.isfinite(point["val_loss"]) else {}, step=i)
+
+        ok = [p for p in points if p["status"] == "ok"]
+        if not ok:
+            raise TuneproofError(
+                f"lr sweep: every rate failed or diverged ({[(p['lr'], p['status']) for p in points]}). Fix: check "
+                "that `tuneproof train` works on this config, or sweep lower rates."
+            )
+        best_i = min(range(len(points)), key=lambda j: points[j]["val_loss"] if points[j]["status"] == "ok" else math.inf)
+        best = grid[best_i]
+        edge, warning = None, None
+        low = grid[best_i - 1] if best_i > 0 else best / (grid[1] / grid[0])
+        high = grid[best_i + 1] if best_i < len(grid) - 1 else min(MAX_LR, best * (grid[-1] / grid[-2]))
+        if high <= low:  # the best is at (or past) MAX_LR already
+            low = high / (grid[-1] / grid[-2])
+        if best_i == 0 or best_i == len(grid) - 1:
+            edge = "low" if best_i == 0 else "high"
+            warning = (
+                f"the best rate {best:g} is the {'smallest' if edge == 'low' else 'largest'} swept, so the optimum may lie "
+                f"{'below' if edge == 'low' else 'above'} the range; the recommended range extends one step past it. "
+                f"Fix: sweep {'lower' if edge == 'low' else 'higher'} rates, e.g. lrs=[{low / 10:g}, ..., {high:g}]."
+            )
+            console.print(f"[yellow]warning: {warning}[/yellow]")
+        result = SweepResult(
+            points=points,
+            best_lr=best,
+            recommended={"low": low, "high": high, "log": True},
+            edge=edge,
+            warning=warning,
+            json_path=out / "lr_sweep.json",
+            plot_path=out / "lr_sweep.png",
+            steps=n_steps,
+            mlflow_run_id=parent.run_id,
+        )
+        result.json_path.write_text(json.dumps(result.to_dict(), indent=1))
+        _plot(result, cfg.name)
+        track.log_artifact(parent, result.json_path)
+        track.log_artifact(parent, result.plot_path)
+        track.set_tags(parent, {"best_lr": best, "edge": edge or "none"})
+    console.print(
+        f"lr sweep: best rate {best:g} (val loss {points[best_i]['val_loss']:.4f}); tune will search "
+        f"[{low:g}, {high:g}] (log). Written: {result.json_path}, {result.plot_path}"
+    )
+    return result
+
+
+def _plot(result: SweepResult, name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ok = [p for p in result.points if p["status"] == "ok"]
+    ax.plot([p["lr"] for p in ok], [p["val_loss"] for p in ok], "o-", label="best val loss")
+    bad = [p for p in result.points if p["status"] != "ok"]
+    for p in bad:
+        ax.axvline(p["lr"], color="red", alpha=0.3, linestyle=":")
+    ax.axvspan(result.recommended["low"], result.recommended["high"], color="green", alpha=0.15, label="range for tune")
+    ax.axvline(result.best_lr, color="green", linestyle="--", label=f"best {result.best_lr:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"validation loss after {result.steps} steps")
+    ax.set_title(f"{name}: lr sweep" + (" (best at the edge!)" if result.edge else ""))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(result.plot_path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,49 @@
+"""The learning-rate sweep on a tiny Llama: json, plot, a sensible best, the edge warning."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tuneproof.errors import ConfigError
+from tuneproof.search import lr_sweep, resolve_space
+from tuneproof.config import load_config
+
+
+def test_sweep_finds_a_rate_between_too_small_and_diverging(search_config):
+    # 1e-7 barely moves the adapters in 8 steps; 0.5 blows LoRA up. A sensible best lies between.
+    cfg = search_config(model={"name": search_config()["model"]["name"], "max_length": 64, "method": "full"})
+    res = lr_sweep(cfg, lrs=[1e-7, 1e-3, 1e-2, 0.5], steps=8)
+    assert res.json_path.is_file() and res.plot_path.is_file() and res.plot_path.stat().st_size > 5000
+    assert res.plot_path.read_bytes()[:4] == b"\x89PNG"
+    data = json.loads(res.json_path.read_text())
+    assert [p["lr"] for p in data["points"]] == [1e-7, 1e-3, 1e-2, 0.5]
+    assert all(p["status"] in ("ok", "diverged", "failed") for p in data["points"])
+    assert res.best_lr in (1e-3, 1e-2), data["points"]
+    assert res.edge is None and res.warning is None
+    low, high = res.recommended["low"], res.recommended["high"]
+    assert low < res.best_lr < high and data["recommended"] == res.recommended
+    # tune picks the sweep's range up when the config doesn't set one
+    space, origin = resolve_space(load_config(cfg))
+    assert (space["lr"].low, space["lr"].high, space["lr"].log) == (low, high, True)
+    assert origin["lr"].startswith("lr sweep")
+    # ... and the config's own range wins
+    space, origin = resolve_space(load_config(cfg, ["search.space.lr.low=1e-5", "search.space.lr.high=1e-4"]))
+    assert (space["lr"].low, space["lr"].high) == (1e-5, 1e-4) and origin["lr"] == "config search.space"
+
+
+def test_sweep_warns_when_the_best_is_at_the_edge(search_config):
+    # Rates far too small: more is better at each of them, so the best is the largest swept.
+    res = lr_sweep(search_config(), lrs=[1e-7, 1e-6, 1e-5], steps=6)
+    assert res.edge == "high" and res.best_lr == 1e-5
+    assert "largest swept" in res.warning and "higher" in res.warning
+    assert res.recommended["high"] > 1e-5  # extends past the edge
+    assert json.loads(res.json_path.read_text())["edge"] == "high"
+
+
+@pytest.mark.parametrize("lrs", [[1e-4, 1e-3], [1e-4, 1e-3, 2.0], [1e-4, 1e-4, 1e-3]])
+def test_bad_grids_are_refused_before_training(search_config, lrs, tmp_path):
+    with pytest.raises(ConfigError, match="at least 3 distinct rates"):
+        lr_sweep(search_config(), lrs=lrs)
+    assert not (tmp_path / "runs" / "t" / "lr_sweep").exists()

@@ -133,8 +133,10 @@ def test_patient_pruner_waits_on_synthetic_reports(tmp_path):
 
 def test_a_trial_that_raises_is_recorded_as_failed_and_the_study_goes_on(search_config, monkeypatch):
     # The first training raises (as a real out-of-memory would); the next ones are real.
-    import tuneproof.train as train_pkg
+    import importlib
 
+    # The package, not the function tuneproof.train that shares its name.
+    train_pkg = importlib.import_module("tuneproof.train")
     real = train_pkg.train
     calls = {"n": 0}
 

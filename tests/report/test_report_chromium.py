@@ -8,6 +8,7 @@ log (``--enable-logging=stderr``) is checked too. Fails, not skips, under CI wit
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -60,17 +61,15 @@ def render(page: str, tmp_path: Path) -> tuple[dict, list[str]]:
     """Open a probed copy of ``page`` in headless Chromium: (probe result, console log lines)."""
     probed = page.replace("<head>", "<head>" + PROBE, 1)
     assert probed != page
-    html = tmp_path / "probed.html"
-    html.write_text(probed, encoding="utf-8")
+    probed_path = tmp_path / "probed.html"
+    probed_path.write_text(probed, encoding="utf-8")
     profile = tmp_path / "profile"
-    proc = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={profile}", html.as_uri()],
+    proc = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={profile}", probed_path.as_uri()],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     m = re.search(r'<pre id="probe-result">(.*?)</pre>', proc.stdout, re.S)
     assert m, f"no probe result in Chromium's DOM dump (rc {proc.returncode}); stderr tail:\n{proc.stderr[-2000:]}"
-    import html as html_lib
-
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
-    return json.loads(html_lib.unescape(m.group(1))), console
+    return json.loads(html.unescape(m.group(1))), console
 
 
 def test_report_renders_with_every_section_images_and_no_console_error(run_dir, tmp_path):

@@ -42,15 +42,15 @@ def signed(x: Any) -> str:
     return e(f"{x:+.4g}") if isinstance(x, (int, float)) and not isinstance(x, bool) else e(x)
 
 
-def table(head: list[str], rows: list[list[str]]) -> str:
+def table(head: list[str] | None, rows: list[list[str]]) -> str:
     """Cells are already-escaped HTML; the header is escaped here."""
-    th = "".join(f"<th>{e(h)}</th>" for h in head)
+    th = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>" if head else ""
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{th}</tr>{body}</table>"
+    return f"<table>{th}{body}</table>"
 
 
 def kv_table(items: dict[str, Any]) -> str:
-    return table(["", ""], [[e(k), num(v)] for k, v in items.items() if v is not None])
+    return table(None, [[e(k), num(v)] for k, v in items.items() if v is not None])
 
 
 def image(b64: str | None, alt: str) -> str:
@@ -195,7 +195,9 @@ def _evaluation(s: dict[str, Any]) -> str:
         diff = t - b if isinstance(b, (int, float)) and isinstance(t, (int, float)) else None
         ci = f"[{signed(d.get('ci_low'))}, {signed(d.get('ci_high'))}]" if m == d.get("metric") else "–"
         rows.append([e(m) + (" (primary)" if m == d.get("metric") else ""), num(b), num(t), signed(diff), ci])
-    out.append(table(["metric", "reference", "tuned", "difference", f"{num(d.get('confidence', 0.95))} CI (paired bootstrap)"], rows))
+    conf = d.get("confidence", 0.95)
+    level = f"{round(100 * conf)}%" if isinstance(conf, (int, float)) else str(conf)
+    out.append(table(["metric", "reference", "tuned", "difference", f"{level} CI (paired bootstrap)"], rows))
     out.append(f"<p>verdict: <strong>{e(s.get('verdict'))}</strong> — {e(s.get('verdict_reason'))}</p>")
     head = ["record", "input", "expected", "outputs", "gain"]
     for key, title in (("wins", "Largest wins"), ("losses", "Largest losses")):

@@ -85,7 +85,7 @@ def importances_plot(sec: dict[str, Any]) -> str | None:
     names = sorted(imp, key=imp.get)
     fig, ax = _figure(6.4, 0.4 * len(names) + 1.2)
     ax.barh(names, [imp[n] for n in names])
-    ax.set_xlabel("importance (fANOVA share of the objective's variance)")
+    ax.set_xlabel("importance (optuna.importance, share of the objective's variance)")
     return _png(fig)
 
 

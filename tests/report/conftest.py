@@ -37,6 +37,8 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+# Flagged by the pii check but kept: its example text must come from the input file.
+PII = {"prompt": "write to jane.doe@example.com about the capital of france", "completion": "paris is the capital"}
 HOSTILE = {"prompt": f"{SCRIPT} what is <b>this</b>?", "completion": "<img src=x onerror=alert(2)> & more"}
 
 
@@ -51,7 +53,7 @@ def run_dir(tiny_llama_dir, tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("report-run")
     rows = _rows(40, 0)
-    data = _write_jsonl(root / "data.jsonl", rows + [rows[0]] * 3 + [HOSTILE])
+    data = _write_jsonl(root / "data.jsonl", rows + [rows[0]] * 3 + [PII, HOSTILE])
     # Four test records: every one is among the 5 largest wins or losses, the hostile one too.
     test = _write_jsonl(root / "test.jsonl", _rows(3, 1) + [HOSTILE])
     (root / "general.txt").write_text(GENERAL, encoding="utf-8")

@@ -67,6 +67,9 @@ def test_facts_match_the_stage_outputs(built, run_dir):
     dup = s["audit"]["checks"]["exact_duplicate"]
     assert dup["records"] == 3 and len(dup["examples"]["identical text"]) == 3  # the 3 copies of row 1
     assert s["audit"]["checks"]["off_domain"]["status"].startswith("not run")
+    # Kept but flagged: the text comes from the audited input, not removed.jsonl.
+    [pii] = [x for exs in s["audit"]["checks"]["pii"]["examples"].values() for x in exs]
+    assert "jane.doe@example.com" in pii["text"]
     ev = json.loads((run_dir / "evaluate" / "eval.json").read_text())
     assert s["evaluation"]["delta"] == ev["delta"] and s["verdict"]["delta"] == ev["delta"]
     assert s["evaluation"]["metrics"] == ev["metrics"]

@@ -160,6 +160,13 @@ def _audit(r: _Reader, pipeline: Any) -> dict[str, Any]:
         examples = entry["examples"].setdefault(code, [])
         if len(examples) < EXAMPLES_PER_REASON:
             examples.append({"id": f.get("id"), "reason": f.get("reason"), "text": text_by_id.get(f.get("id"))})
+    missing = {x["id"] for c in checks.values() for exs in c["examples"].values() for x in exs if x["text"] is None}
+    if missing and isinstance(manifest, dict):
+        found = _texts_from_input(r, (manifest.get("input") or {}).get("path"), missing)
+        for c in checks.values():
+            for exs in c["examples"].values():
+                for x in exs:
+                    x["text"] = x["text"] if x["text"] is not None else found.get(x["id"])
     out: dict[str, Any] = {"status": "ok", "source": audit_rel, "checks": checks}
     if isinstance(audit, dict):
         stats = audit.get("stats") or {}
@@ -171,6 +178,23 @@ def _audit(r: _Reader, pipeline: Any) -> dict[str, Any]:
     if isinstance(split, dict):
         out["split"] = {k: split.get(k) for k in ("counts", "stratified", "clusters_kept_together", "seed")}
     return out
+
+
+def _texts_from_input(r: _Reader, path: Any, ids: set[Any]) -> dict[Any, str]:
+    """Text of flagged-but-kept records, from the curated input file (removed.jsonl has only
+    the removed ones). A missing or unreadable input is noted, not fatal."""
+    if not path or not Path(path).is_file():
+        r.problems.append(f"the audited input {path} is not here any more: examples of kept records show no text")
+        return {}
+    from tuneproof.data import load_records
+    from tuneproof.errors import TuneproofError
+
+    try:
+        records = load_records(path).records
+    except (TuneproofError, OSError) as exc:
+        r.problems.append(f"the audited input {path} cannot be read ({exc}): examples of kept records show no text")
+        return {}
+    return {rec.id: _record_text(rec.fields) for rec in records if rec.id in ids}
 
 
 def _lr_sweep(r: _Reader, pipeline: Any) -> dict[str, Any]:
@@ -234,7 +258,7 @@ def _evaluation(r: _Reader, pipeline: Any) -> dict[str, Any]:
     rows.sort(key=lambda row: row["gain"], reverse=True)
 
     def brief(row: dict[str, Any]) -> dict[str, Any]:
-        keep = ("id", "prompt", "completion", "text", "label", "generation", "prediction", "gain", "delta", "gain_metric")
+        keep = ("id", "prompt", "completion", "text", "label", "generation", "predicted", "gain", "delta", "gain_metric")
         return {k: row[k] for k in keep if k in row}
 
     wins = [brief(x) for x in rows[:WINS_LOSSES] if x["gain"] > 0]

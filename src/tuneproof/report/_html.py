@@ -177,7 +177,7 @@ def _training(s: dict[str, Any]) -> str:
 def _record_cells(row: dict[str, Any]) -> list[str]:
     inp = row.get("prompt", row.get("text"))
     ref = row.get("completion", row.get("label"))
-    gen = row.get("generation", row.get("prediction"))
+    gen = row.get("generation", row.get("predicted"))
     gen_text = "\n".join(f"{k}: {v}" for k, v in gen.items()) if isinstance(gen, dict) else gen
     return [e(row.get("id")), f'<div class="rec">{e(inp)}</div>', f'<div class="rec">{e(ref)}</div>',
             f'<div class="rec">{e(gen_text)}</div>', signed(row.get("gain"))]  # fmt: skip

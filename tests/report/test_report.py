@@ -172,3 +172,18 @@ def test_cli_rebuilds_the_report(run_dir, tmp_path):
     assert (run / "report.html").is_file() and (run / "report.json").is_file()
     bad = CliRunner().invoke(app, ["report", str(tmp_path / "missing")])
     assert bad.exit_code == 1 and "not a run directory" in bad.output and "Traceback" not in bad.output
+
+
+def test_the_overfitting_guard_and_early_stop_are_marked(run_dir, tmp_path):
+    # The real train.json, as the guard writes it when it fires (fields from tuneproof.train).
+    train = json.loads((run_dir / "train" / "train.json").read_text())
+    train["stopped_early"] = True
+    train["guard"].update(overfitting=True, detected_step=4, reason="val loss rose for 2 evaluations while train loss fell")
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "train.json").write_text(json.dumps(train))
+    page = build_report(tmp_path).read_text()
+    training = _section(page, "training")
+    assert "Overfitting guard fired at step 4: val loss rose for 2 evaluations" in training
+    assert "stopped early" in training
+    s = json.loads((tmp_path / "report.json").read_text())["sections"]["training"]
+    assert s["overfitting"] and s["guard_step"] == 4 and s["stopped_early"]

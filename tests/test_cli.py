@@ -46,7 +46,6 @@ def config_file(tmp_path):
     ("argv", "issue"),
     [
         (["run", "{cfg}"], "The pipeline"),
-        (["report", "{dir}"], "The pipeline"),
     ],
 )
 def test_unbuilt_engines_exit_2_and_say_so(argv, issue, config_file, tmp_path):

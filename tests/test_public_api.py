@@ -16,6 +16,7 @@ def test_top_level_exports():
             "TuneproofError",
             "__version__",
             "audit",
+            "build_report",
             "curate",
             "evaluate",
             "load_config",

@@ -25,6 +25,7 @@ __all__ = [
     "TuneproofError",
     "__version__",
     "audit",
+    "build_report",
     "curate",
     "evaluate",
     "load_config",
@@ -57,6 +58,7 @@ from tuneproof.train import train
 if TYPE_CHECKING:
     from tuneproof.data import load_records
     from tuneproof.models import load_model
+    from tuneproof.report import build_report
 
 
 def __getattr__(name: str) -> Any:
@@ -69,4 +71,9 @@ def __getattr__(name: str) -> Any:
         from tuneproof.data import load_records
 
         return load_records
+    if name == "build_report":
+        # Exported as build_report, not report: tuneproof.report is the subpackage's name.
+        from tuneproof.report import build_report
+
+        return build_report
     raise AttributeError(f"module 'tuneproof' has no attribute {name!r}")

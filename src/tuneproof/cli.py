@@ -383,7 +383,11 @@ def run(
 @_friendly
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, runs/<name>.")]) -> None:
     """Rebuild report.html and report.json from a run directory."""
-    raise _not_built("report", "The pipeline")
+    from tuneproof.report import build_report
+
+    path = build_report(run_dir)
+    console.print(f"report: {path}", highlight=False, soft_wrap=True)
+    console.print(f"facts for machines: {path.with_name('report.json')}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -1,0 +1,262 @@
+"""Render the collected facts as one self-contained HTML page: inline CSS, base64 PNG plots,
+no script and no network. Every value from the run (dataset text above all) is escaped."""
+
+from __future__ import annotations
+
+import json
+import math
+from html import escape
+from typing import Any, Callable
+
+from tuneproof.report import _plots
+
+# No script may run and nothing may be fetched: a stray <script> in the data stays inert even
+# if some escaping were ever missed.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}
+h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em} td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f4f4f4} pre{background:#f7f7f7;padding:.6em;overflow-x:auto;white-space:pre-wrap;word-break:break-word;font-size:.85em}
+.notrun{color:#777;font-style:italic} .ship{background:#e3f6e3;border:2px solid #2a2;padding:.8em}
+.noship{background:#fde8e8;border:2px solid #c22;padding:.8em} .neutral{background:#f1f1f1;border:2px solid #999;padding:.8em}
+.high{color:#b00;font-weight:bold} .medium{color:#a60} .low{color:#555} img{max-width:100%}
+.rec{white-space:pre-wrap;font-family:monospace;font-size:.85em}
+"""
+
+
+def e(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def num(x: Any, digits: int = 4) -> str:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return e(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return e(x)
+    return e(f"{x:.{digits}g}" if isinstance(x, float) else f"{x:,}")
+
+
+def signed(x: Any) -> str:
+    return e(f"{x:+.4g}") if isinstance(x, (int, float)) and not isinstance(x, bool) else e(x)
+
+
+def table(head: list[str] | None, rows: list[list[str]]) -> str:
+    """Cells are already-escaped HTML; the header is escaped here."""
+    th = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>" if head else ""
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{th}{body}</table>"
+
+
+def kv_table(items: dict[str, Any]) -> str:
+    return table(None, [[e(k), num(v)] for k, v in items.items() if v is not None])
+
+
+def image(b64: str | None, alt: str) -> str:
+    if not b64:
+        return f'<p class="notrun">no data to plot for {e(alt)}</p>'
+    return f'<img alt="{e(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def _verdict(s: dict[str, Any]) -> str:
+    ship = s.get("ship")
+    cls = "ship" if ship else ("noship" if ship is False else "neutral")
+    out = [f'<div class="{cls}"><strong>{e(s.get("headline"))}</strong>']
+    if s.get("verdict"):
+        out.append(f"<br>verdict: {e(s['verdict'])}")
+    d = s.get("delta")
+    if isinstance(d, dict):
+        conf = d.get("confidence", 0.95)
+        out.append(
+            f"<br>{e(d.get('metric'))}: reference {num(d.get('reference'))} → tuned {num(d.get('tuned'))}, "
+            f"difference {signed(d.get('value'))} ({num(round(100 * conf) if isinstance(conf, float) else conf)}% CI "
+            f"[{signed(d.get('ci_low'))}, {signed(d.get('ci_high'))}], paired bootstrap, {num(d.get('resamples'))} resamples)"
+        )
+    if s.get("verdict_reason"):
+        out.append(f"<br>{e(s['verdict_reason'])}")
+    if s.get("model_path"):
+        out.append(f"<br>deliverable: <code>{e(s['model_path'])}</code>")
+    out.append("</div>")
+    causes = s.get("causes") or []
+    if causes:
+        rows = [[e(c.get("code")), e(c.get("evidence")), e(c.get("next"))] for c in causes]
+        out.append("<h3>Most likely causes</h3>" + table(["cause", "evidence", "what to try next"], rows))
+    return "".join(out)
+
+
+def _preflight(s: dict[str, Any]) -> str:
+    out = []
+    if s.get("estimates"):
+        out.append("<h3>Estimates for the planned budget</h3>" + kv_table(s["estimates"]))
+    mde = s.get("min_detectable_effect")
+    if isinstance(mde, dict):
+        out.append(
+            f"<p>Minimum detectable effect on {e(mde.get('metric'))}: <strong>{num(mde.get('value'))}</strong> "
+            f"with {num(mde.get('n_test'))} test records (power {num(mde.get('power'))}, alpha {num(mde.get('alpha'))}).</p>"
+        )
+    risks = s.get("risks") or []
+    if risks:
+        rows = [[f'<span class="{e(r.get("level"))}">{e(r.get("level"))}</span>', e(r.get("code")), e(r.get("evidence")), e(r.get("fix"))] for r in risks]
+        out.append(table(["level", "risk", "evidence", "fix"], rows))
+    else:
+        out.append("<p>No risks found.</p>")
+    return "".join(out)
+
+
+def _audit(s: dict[str, Any]) -> str:
+    out = []
+    if s.get("stats"):
+        out.append(kv_table(s["stats"]))
+    for p in s.get("problems") or []:
+        out.append(f"<p>⚠ {e(p)}</p>")
+    cur = s.get("curation") or {}
+    if cur:
+        keys = ("input_rows", "kept", "removed", "unreadable")
+        out.append("<h3>Curation</h3>" + table(list(keys), [[num(cur.get(k)) for k in keys]]))
+    rows = []
+    for name, c in (s.get("checks") or {}).items():
+        reasons = "<br>".join(f"{e(k)}: {num(v)}" for k, v in (c.get("by_reason") or {}).items()) or "–"
+        rows.append([e(name), e(c.get("status")), num(c.get("findings")), num(c.get("records")), reasons])
+    out.append("<h3>Checks</h3>" + table(["check", "status", "findings", "records", "per reason"], rows))
+    for name, c in (s.get("checks") or {}).items():
+        for code, examples in (c.get("examples") or {}).items():
+            ex_rows = [[e(x.get("id")), e(x.get("reason")), f'<div class="rec">{e(x.get("text") if x.get("text") is not None else "(record text not in removed.jsonl)")}</div>'] for x in examples]
+            out.append(f"<h4>{e(name)}: {e(code)}</h4>" + table(["record", "reason", "record text"], ex_rows))
+    split = s.get("split")
+    if isinstance(split, dict):
+        out.append("<h3>Split</h3>" + f"<pre>{e(json.dumps(split, indent=1))}</pre>")
+    return "".join(out)
+
+
+def _lr_sweep(s: dict[str, Any]) -> str:
+    out = [image(_plots.lr_sweep_plot(s), "learning-rate sweep")]
+    rec = s.get("recommended") or {}
+    out.append(f"<p>Best rate {num(s.get('best_lr'))}; range recommended for the search: [{num(rec.get('low'))}, {num(rec.get('high'))}] "
+               f"({e(s.get('method'))}, {num(s.get('steps'))} steps per rate).</p>")  # fmt: skip
+    if s.get("warning"):
+        out.append(f"<p>⚠ {e(s['warning'])}</p>")
+    rows = [[num(p.get("lr")), num(p.get("val_loss")), num(p.get("train_loss")), e(p.get("status"))] for p in s.get("points") or []]
+    out.append(table(["lr", "val loss", "train loss", "status"], rows))
+    return "".join(out)
+
+
+def _search(s: dict[str, Any]) -> str:
+    states = ", ".join(f"{e(k)}: {num(v)}" for k, v in (s.get("states") or {}).items())
+    out = [f"<p>Study {e(s.get('study'))}: {num(s.get('n_trials'))} trials ({states}).</p>"]
+    best = s.get("best")
+    if best:
+        out.append(f"<p>Best trial {num(best.get('number'))}: objective {num(best.get('value'))} with "
+                   f"<code>{e(json.dumps(best.get('params'), sort_keys=True))}</code></p>")  # fmt: skip
+    out.append("<h3>Trial history</h3>" + image(_plots.trial_history_plot(s), "trial history"))
+    pruned = s.get("pruned") or []
+    if pruned:
+        rows = [[num(t.get("number")), num((t.get("curve") or [[None]])[-1][0]), e(json.dumps(t.get("params"), sort_keys=True))] for t in pruned]
+        out.append("<h3>Pruned trials</h3>" + table(["trial", "cut at step", "params"], rows))
+    else:
+        out.append("<h3>Pruned trials</h3><p>none</p>")
+    out.append("<h3>Parameter importances</h3>" + image(_plots.importances_plot(s), "parameter importances"))
+    if s.get("importances_note"):
+        out.append(f"<p>{e(s['importances_note'])}</p>")
+    return "".join(out)
+
+
+def _training(s: dict[str, Any]) -> str:
+    out = [image(_plots.training_plot(s), "training curves")]
+    stop = "stopped early" if s.get("stopped_early") else "ran to its step budget"
+    out.append(f"<p>{num(s.get('global_step'))} steps, {stop}; best step {num(s.get('best_step'))} "
+               f"(best metrics {e(json.dumps(s.get('best_metrics')))}).</p>")  # fmt: skip
+    if s.get("overfitting"):
+        out.append(f"<p class=\"high\">Overfitting guard fired at step {num(s.get('guard_step'))}: {e(s.get('guard_reason'))}</p>")
+    else:
+        out.append("<p>Overfitting guard: did not fire.</p>")
+    out.append(kv_table(s.get("data") or {}))
+    return "".join(out)
+
+
+def _record_cells(row: dict[str, Any]) -> list[str]:
+    inp = row.get("prompt", row.get("text"))
+    ref = row.get("completion", row.get("label"))
+    gen = row.get("generation", row.get("predicted"))
+    gen_text = "\n".join(f"{k}: {v}" for k, v in gen.items()) if isinstance(gen, dict) else gen
+    return [e(row.get("id")), f'<div class="rec">{e(inp)}</div>', f'<div class="rec">{e(ref)}</div>',
+            f'<div class="rec">{e(gen_text)}</div>', signed(row.get("gain"))]  # fmt: skip
+
+
+def _evaluation(s: dict[str, Any]) -> str:
+    d = s.get("delta") or {}
+    out = [f"<p>{num(s.get('n_records'))} test records; primary metric <strong>{e(s.get('metric'))}</strong> "
+           f"({'higher' if s.get('higher_is_better') else 'lower'} is better); reference: {e(s.get('reference'))}.</p>"]  # fmt: skip
+    metrics = s.get("metrics") or {}
+    base, tuned = metrics.get("base") or {}, metrics.get("tuned") or {}
+    rows = []
+    for m in dict.fromkeys([*base, *tuned]):
+        b, t = base.get(m), tuned.get(m)
+        diff = t - b if isinstance(b, (int, float)) and isinstance(t, (int, float)) else None
+        ci = f"[{signed(d.get('ci_low'))}, {signed(d.get('ci_high'))}]" if m == d.get("metric") else "–"
+        rows.append([e(m) + (" (primary)" if m == d.get("metric") else ""), num(b), num(t), signed(diff), ci])
+    conf = d.get("confidence", 0.95)
+    level = f"{round(100 * conf)}%" if isinstance(conf, (int, float)) else str(conf)
+    out.append(table(["metric", "reference", "tuned", "difference", f"{level} CI (paired bootstrap)"], rows))
+    out.append(f"<p>verdict: <strong>{e(s.get('verdict'))}</strong> — {e(s.get('verdict_reason'))}</p>")
+    head = ["record", "input", "expected", "outputs", "gain"]
+    for key, title in (("wins", "Largest wins"), ("losses", "Largest losses")):
+        rows = [_record_cells(r) for r in s.get(key) or []]
+        out.append(f"<h3>{title}</h3>" + (table(head, rows) if rows else f"<p>none among {num(s.get('records_with_gain'))} records</p>"))
+    return "".join(out)
+
+
+def _forgetting(s: dict[str, Any]) -> str:
+    items = {k: v for k, v in s.items() if k not in ("status", "title")}
+    flagged = s.get("flagged")
+    verdict = "<p class=\"high\">FLAGGED: the tuned model forgot general text.</p>" if flagged else "<p>Not flagged.</p>"
+    return verdict + kv_table({k: v for k, v in items.items() if not isinstance(v, (dict, list))})
+
+
+def _reproducibility(s: dict[str, Any]) -> str:
+    out = []
+    if s.get("stages"):
+        rows = [[e(x.get("name")), e(x.get("status")), num(x.get("seconds")), e(x.get("input_hash")), e(x.get("config_hash")), e(x.get("note"))] for x in s["stages"]]
+        out.append("<h3>Stages</h3>" + table(["stage", "status", "seconds", "input hash", "config hash", "note"], rows))
+    if s.get("mlflow_parent_run_id"):
+        out.append(f"<p>MLflow parent run: <code>{e(s['mlflow_parent_run_id'])}</code></p>")
+    out.append("<h3>Config</h3>" + (f"<pre>{e(s['config'])}</pre>" if s.get("config") else f'<p class="notrun">{e(s.get("config_note"))}</p>'))
+    out.append(f"<h3>Package versions</h3><p>{e(s.get('versions_source'))}</p>")
+    out.append(table(["package", "version"], [[e(k), e(v)] for k, v in (s.get("versions") or {}).items()]))
+    hashes = s.get("data_hashes") or {}
+    out.append("<h3>Data hashes (sha256)</h3>" + (table(["file", "sha256"], [[e(k), f"<code>{e(v)}</code>"] for k, v in hashes.items()]) if hashes else "<p>none recorded</p>"))
+    return "".join(out)
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "verdict": _verdict,
+    "preflight": _preflight,
+    "audit": _audit,
+    "lr-sweep": _lr_sweep,
+    "search": _search,
+    "training": _training,
+    "evaluation": _evaluation,
+    "forgetting": _forgetting,
+    "reproducibility": _reproducibility,
+}
+
+
+def render(facts: dict[str, Any]) -> str:
+    parts = []
+    nav = []
+    for sid, sec in facts["sections"].items():
+        nav.append(f'<a href="#{sid}">{e(sec["title"])}</a>')
+        if sec.get("status") == "not run":
+            body = f'<p class="notrun">not run: {e(sec.get("reason"))}</p>'
+        else:
+            body = RENDERERS[sid](sec)
+        parts.append(f'<section id="{sid}" data-status="{e(sec.get("status"))}"><h2>{e(sec["title"])}</h2>{body}</section>')
+    problems = "".join(f"<li>{e(p)}</li>" for p in facts.get("problems") or [])
+    problems_html = f'<section id="problems"><h2>Problems reading the run</h2><ul>{problems}</ul></section>' if problems else ""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f"<title>tuneproof report: {e(facts['name'])}</title><style>{CSS}</style></head><body>"
+        f"<h1>tuneproof report: {e(facts['name'])}</h1><p>run directory <code>{e(facts['run_dir'])}</code></p>"
+        f"<nav>{' · '.join(nav)}</nav>{''.join(parts)}{problems_html}</body></html>\n"
+    )

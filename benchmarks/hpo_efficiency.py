@@ -71,15 +71,20 @@ def run_grid(data: Path, runs: Path, args: argparse.Namespace, console: Any) -> 
 def run_study(data: Path, runs: Path, args: argparse.Namespace, arm: str, seed: int, console: Any) -> list[tuple[int, float | None]]:
     from tuneproof.search import tune
 
-    cfg = base_config(data, runs, f"{arm.replace('+', '-')}-s{seed}", args, seed)
+    # The same data split and initialisation (train.seed 0) for every arm; only the sampler's seed varies.
+    cfg = base_config(data, runs, f"{arm.replace('+', '-')}-s{seed}", args, 0)
     cfg["search"].update(sampler="random" if arm == "random" else "tpe", pruner="hyperband" if arm == "tpe+prune" else "none")
-    res = tune(cfg, n_trials=args.trials, console=console)
+    res = tune(cfg, n_trials=args.trials, sampler_seed=seed, console=console)
     out = []
     for t in json.loads(res.trials_json.read_text())["trials"]:
         ua = t["user_attrs"]
         steps = ua.get("global_step") if t["state"] == "COMPLETE" else ua.get("pruned_at_step") or 0
         out.append((int(steps or 0), t["value"] if t["state"] == "COMPLETE" else None))
     return out
+
+
+def grid_key(args: argparse.Namespace) -> list[int]:
+    return [args.records, args.steps, args.eval_steps]
 
 
 def steps_to_target(trials: list[tuple[int, float | None]], target: float) -> int | None:
@@ -99,6 +104,7 @@ def main() -> None:
     ap.add_argument("--eval-steps", type=int, default=5)
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--grid-cache", default=None, help="JSON file to save the grid's results to, or reuse them from")
     args = ap.parse_args()
 
     import torch
@@ -112,7 +118,14 @@ def main() -> None:
         work = Path(tmp)
         data = write_jsonl(work / "rt.jsonl", rotten_tomatoes(args.records))
         runs = work / "runs"
-        grid = run_grid(data, runs, args, console)
+        cache = Path(args.grid_cache) if args.grid_cache else None
+        if cache and cache.is_file() and json.loads(cache.read_text())["args"] == grid_key(args):
+            grid = [tuple(x) for x in json.loads(cache.read_text())["grid"]]
+            print(f"grid: reusing {cache} (same records, steps, eval steps)", flush=True)
+        else:
+            grid = run_grid(data, runs, args, console)
+            if cache:
+                cache.write_text(json.dumps({"args": grid_key(args), "grid": grid}))
         grid_best = min(v for _, v in grid)
         grid_steps = sum(s for s, _ in grid)
         target = grid_best * 1.02

@@ -73,6 +73,7 @@ def tune(
     new: bool = False,
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
+    sampler_seed: int | None = None,
     console: Any = None,
 ) -> TuneResult | None:
     """Search hyperparameters with Optuna (seeded TPE) and write the best config.
@@ -93,6 +94,8 @@ def tune(
         new: delete an existing study of that name first instead of continuing it.
         heartbeat_interval, grace_period: seconds; a trial without a heartbeat for
             ``grace_period`` is failed and retried with the same parameters.
+        sampler_seed: seed of the sampler; default ``train.seed`` (which also fixes the
+            data split and initialisation, so vary this one to compare search seeds).
         console: a rich console; default stderr.
 
     Returns:
@@ -127,6 +130,7 @@ def tune(
         grace_period=grace_period or _storage.HEARTBEAT_GRACE_S,
     )
     search = _Search(cfg, space, origin, store, _storage.redact(url), study_name or cfg.name, target, console)
+    search.sampler_seed = cfg.train.seed if sampler_seed is None else sampler_seed
     return search.run(new=new)
 
 
@@ -138,6 +142,7 @@ class _Search:
         self.base = cfg.model_dump(mode="json")
         self.parent_id: str | None = None
         self.failures = 0
+        self.sampler_seed = cfg.train.seed
 
     def run(self, new: bool) -> TuneResult:
         import optuna
@@ -166,7 +171,7 @@ class _Search:
         done = _count(study, _DONE_STATES)
         # A different seed per start, so that a second worker (or a resumed study) does not
         # replay the first one's random startup points; deterministic for a given history.
-        study.sampler = make_sampler(cfg.search, seed=t.seed + len(study.trials))
+        study.sampler = make_sampler(cfg.search, seed=self.sampler_seed + len(study.trials))
         self._describe(study, done)
         self.out.mkdir(parents=True, exist_ok=True)
         if done < self.target:

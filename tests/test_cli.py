@@ -45,7 +45,6 @@ def config_file(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "issue"),
     [
-        (["run", "{cfg}"], "The pipeline"),
         (["report", "{dir}"], "The pipeline"),
     ],
 )

@@ -62,8 +62,9 @@ def test_full_run_writes_the_contract_then_skips_unchanged_and_reruns_only_what_
 
     # MLflow: one parent run for the pipeline, the sweep, the search, the training and the evaluation as children
     from tuneproof import track
+    from tuneproof.config import load_config
 
-    client = track._client(first.run_dir.parent.joinpath("mlflow.db").as_uri().replace("file://", "sqlite://"))
+    client = track._client(load_config(cfg).tracking.resolved_uri())
     parent_id = ledger["mlflow_parent_run_id"]
     assert json.loads((rd / "pipeline.json").read_text())["mlflow_parent_run_id"] == parent_id  # reused on rerun
     exp = client.get_experiment_by_name("tuneproof")

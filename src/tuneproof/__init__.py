@@ -31,6 +31,7 @@ __all__ = [
     "load_model",
     "load_records",
     "lr_sweep",
+    "run",
     "train",
     "tune",
 ]
@@ -57,6 +58,7 @@ from tuneproof.train import train
 if TYPE_CHECKING:
     from tuneproof.data import load_records
     from tuneproof.models import load_model
+    from tuneproof.pipeline import run
 
 
 def __getattr__(name: str) -> Any:
@@ -65,6 +67,10 @@ def __getattr__(name: str) -> Any:
         from tuneproof.models import load_model
 
         return load_model
+    if name == "run":
+        from tuneproof.pipeline import run
+
+        return run
     if name == "load_records":
         from tuneproof.data import load_records
 

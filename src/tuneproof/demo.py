@@ -29,12 +29,12 @@ PIPELINE_STAGES: list[tuple[str, str | None]] = [
     ("audit", None),
     ("curate", None),
     ("split", None),
-    ("baseline", None),
+    ("baseline (inside evaluate: the base model on the same test records)", None),
     ("lr-sweep", None),
     ("tune", None),
     ("train", None),
     ("evaluate", None),
-    ("report", "The pipeline"),
+    ("report", None),
 ]
 
 # The demo's config (examples/qa_demo.yaml holds the same values; a test keeps them equal).

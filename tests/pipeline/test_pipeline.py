@@ -130,6 +130,8 @@ def test_strict_stops_on_a_high_risk_before_training(pipeline_config, tmp_path):
     st = {s["name"]: s["status"] for s in ledger["stages"]}
     assert st["preflight"] == "done" and st["lr_sweep"] == "not_run" and st["train"] == "not_run"
     assert not (tmp_path / "runs/p/train").exists()
+    again = CliRunner().invoke(app, ["run", str(path), "--strict"])  # the preflight is now skipped: still stops
+    assert again.exit_code != 0 and "strict mode" in " ".join(again.output.split())
 
 
 def test_strict_raises_from_the_api_too(pipeline_config):

@@ -293,7 +293,7 @@ def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | 
         console: Any = None) -> RunResult:  # fmt: skip
     """Run the whole pipeline into ``runs/<name>/``; stages whose inputs and config are unchanged are skipped.
 
-    Stages: audit, curate, split, preflight, (baseline), lr_sweep, tune, train, evaluate, then
+    Stages: audit, curate, split, preflight, lr_sweep, tune, train, evaluate, then
     the decision and the report. Each records the sha256 of its input files and of its config
     slice in ``pipeline.json``; a rerun skips a stage when both match and its outputs exist, so
     an interrupted run resumes where it stopped. ``pipeline.stages.<name>: false`` switches one off.
@@ -383,6 +383,8 @@ def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult) 
                 all(Path(p).exists() for p in prev.get("outputs", [])):  # fmt: skip
             entry.update(status="skipped_unchanged", outputs=prev["outputs"], note="inputs and config unchanged")
             console.print(f"[dim]{st.name}: skipped (inputs and config unchanged)[/dim]")
+            if st.name == "preflight" and strict:
+                _strict_check(ctx, stages[i + 1:])
             continue
         # An interrupted search with the same inputs continues its study; a changed one starts afresh.
         ctx.new_study = not same
@@ -400,10 +402,7 @@ def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult) 
         except BaseException as exc:
             entry.update(status="failed", note=f"{type(exc).__name__}: {exc}"[:2000])
             failed = f"stage {st.name} failed"
-            entry["seconds"] = round(time.perf_counter() - t0, 2)
-            for rest in stages[i + 1:]:
-                ctx.ledger["stages"].append({"name": rest.name, "status": "not_run", "input_hash": None, "config_hash": None,
-                                             "started": None, "seconds": 0.0, "outputs": [], "note": f"not reached: {failed}"})  # fmt: skip
+            _not_reached(ctx, stages[i + 1:], f"not reached: {failed}")
             raise
         finally:
             entry["seconds"] = round(time.perf_counter() - t0, 2)
@@ -413,16 +412,27 @@ def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult) 
         if st.name == "report" and entry["status"] == "done":
             result.report = Path(entry["outputs"][0])
         if st.name == "preflight" and strict:
-            rep = json.loads((ctx.dir("preflight") / "preflight.json").read_text())
-            high = [r for r in rep["risks"] if r["level"] == "high"]
-            if high:
-                failed = "strict mode: the preflight found a high risk"
-                entry["note"] = failed
-                for rest in stages[i + 1:]:
-                    ctx.ledger["stages"].append({"name": rest.name, "status": "not_run", "input_hash": None, "config_hash": None,
-                                                 "started": None, "seconds": 0.0, "outputs": [], "note": failed})  # fmt: skip
-                raise TuneproofError(
-                    "strict mode: the preflight found high risks, so nothing was trained:\n"
-                    + "\n".join(f"  - {r['code']}: {r['evidence']}. Fix: {r['fix']}" for r in high)
-                    + f"\n(details: {ctx.dir('preflight') / 'preflight.json'}; rerun without --strict to go ahead anyway)"
-                )
+            _strict_check(ctx, stages[i + 1:])
+
+
+def _not_reached(ctx: Ctx, rest: list[Stage], why: str) -> None:
+    for st in rest:
+        ctx.ledger["stages"].append({"name": st.name, "status": "not_run", "input_hash": None, "config_hash": None,
+                                     "started": None, "seconds": 0.0, "outputs": [], "note": why})  # fmt: skip
+
+
+def _strict_check(ctx: Ctx, rest: list[Stage]) -> None:
+    """Strict mode: a high preflight risk stops the run before any training."""
+    rep = json.loads((ctx.dir("preflight") / "preflight.json").read_text())
+    high = [r for r in rep["risks"] if r["level"] == "high"]
+    if not high:
+        return
+    why = "strict mode: the preflight found a high risk"
+    ctx.ledger["stages"][-1]["note"] = why
+    _not_reached(ctx, rest, why)
+    write_ledger(ctx.run_dir, ctx.ledger)
+    raise TuneproofError(
+        "strict mode: the preflight found high risks, so nothing was trained:\n"
+        + "\n".join(f"  - {r['code']}: {r['evidence']}. Fix: {r['fix']}" for r in high)
+        + f"\n(details: {ctx.dir('preflight') / 'preflight.json'}; rerun without --strict to go ahead anyway)"
+    )

@@ -84,22 +84,22 @@ def test_interrupted_tune_resumes_without_redoing_finished_stages(pipeline_confi
         real_tune(*args, **{**kwargs, "n_trials": 1})
         raise KeyboardInterrupt  # the user pressed Ctrl-C during the second trial
 
-    cfg = pipeline_config()
+    cfg = pipeline_config(pipeline={"stages": {"lr_sweep": False}, "tune_steps": 2})  # no sweep: keep the test short
     monkeypatch.setattr(search, "tune", tune_then_die)
     with pytest.raises(KeyboardInterrupt):
         run(cfg)
     monkeypatch.setattr(search, "tune", real_tune)
     ledger = json.loads(((run_dir := __import__("pathlib").Path(cfg["tracking"]["runs_dir"]) / "p") / "pipeline.json").read_text())
     st = {s["name"]: s["status"] for s in ledger["stages"]}
-    assert st["tune"] == "failed" and st["train"] == "not_run" and st["lr_sweep"] == "done"
-    sweep_mtime = (run_dir / "lr_sweep/lr_sweep.json").stat().st_mtime
+    assert st["tune"] == "failed" and st["train"] == "not_run" and st["split"] == "done"
+    split_mtime = (run_dir / "split/train.jsonl").stat().st_mtime
 
     resumed = run(cfg)
     st = _status(resumed)
-    for name in ("audit", "curate", "split", "preflight", "lr_sweep"):
+    for name in ("audit", "curate", "split", "preflight"):
         assert st[name] == "skipped_unchanged", (name, st)
     assert st["tune"] == "done" and st["train"] == "done" and st["evaluate"] == "done"
-    assert (run_dir / "lr_sweep/lr_sweep.json").stat().st_mtime == sweep_mtime
+    assert (run_dir / "split/train.jsonl").stat().st_mtime == split_mtime
     trials = json.loads((run_dir / "tune/trials.json").read_text())
     rows = trials["trials"] if isinstance(trials, dict) else trials
     assert len(rows) == 2  # the finished trial was kept, one more ran: 2 in all, not 3

@@ -363,14 +363,10 @@ def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | 
 def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult) -> None:
     cfg, console = ctx.cfg, ctx.console
     stages = STAGES + ALWAYS
-    failed: str | None = None
     for i, st in enumerate(stages):
         entry: dict[str, Any] = {"name": st.name, "status": "not_run", "input_hash": None, "config_hash": None,
                                  "started": None, "seconds": 0.0, "outputs": [], "note": None}  # fmt: skip
         ctx.ledger["stages"].append(entry)
-        if failed:
-            entry["note"] = f"not reached: {failed}"
-            continue
         if st.name in cfg.pipeline.stages and not cfg.pipeline.stages[st.name]:
             entry.update(status="off", note=f"switched off (pipeline.stages.{st.name}: false)")
             console.print(f"[dim]{st.name}: off[/dim]")
@@ -396,13 +392,14 @@ def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult) 
             entry.update(status="done", outputs=[str(p) for p in outputs])
         except ImportError as exc:
             if st.name != "report":
+                entry.update(status="failed", note=f"ImportError: {exc}")
+                _not_reached(ctx, stages[i + 1:], f"not reached: stage {st.name} failed")
                 raise
             entry.update(status="not_run", note=f"the report engine is not available in this build: {exc}")
             console.print(f"[yellow]report: not built ({exc})[/yellow]")
         except BaseException as exc:
             entry.update(status="failed", note=f"{type(exc).__name__}: {exc}"[:2000])
-            failed = f"stage {st.name} failed"
-            _not_reached(ctx, stages[i + 1:], f"not reached: {failed}")
+            _not_reached(ctx, stages[i + 1:], f"not reached: stage {st.name} failed")
             raise
         finally:
             entry["seconds"] = round(time.perf_counter() - t0, 2)

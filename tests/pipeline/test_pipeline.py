@@ -106,10 +106,16 @@ def test_interrupted_tune_resumes_without_redoing_finished_stages(pipeline_confi
     assert resumed.decision is not None
 
 
-def test_an_untrained_model_is_not_proven_and_says_why(pipeline_config):
-    # lr ~ 0: the tuned model equals the base, so nothing can be proven.
+def test_an_untrained_model_is_not_proven_and_says_why(pipeline_config, tmp_path):
+    # lr ~ 0: the tuned model equals the base, so nothing can be proven. Through the CLI.
     cfg = pipeline_config(train={"lr": 1e-12, "max_steps": 2}, pipeline={"stages": {"lr_sweep": False, "tune": False}})
-    res = run(cfg)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = CliRunner().invoke(app, ["run", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "not proven: do not ship" in out.output
+    res = run(cfg)  # everything unchanged: the API returns the same decision without retraining
+    assert _status(res)["train"] == "skipped_unchanged"
     dec = res.decision
     assert dec["ship"] is False and dec["headline"] == "not proven: do not ship"
     assert dec["causes"] and all({"code", "evidence", "next"} <= set(c) for c in dec["causes"])

@@ -386,10 +386,14 @@ def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult) 
         ctx.new_study = not same
         entry["started"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         console.print(f"[bold cyan]{st.name}[/bold cyan] ...")
+        # Recorded before the work: if the process is killed here, the rerun sees this stage with
+        # the same hashes, redoes it, and an interrupted search continues its study.
+        entry.update(status="failed", note="interrupted: the process stopped during this stage")
+        write_ledger(ctx.run_dir, ctx.ledger)
         t0 = time.perf_counter()
         try:
             outputs = st.work(ctx)
-            entry.update(status="done", outputs=[str(p) for p in outputs])
+            entry.update(status="done", outputs=[str(p) for p in outputs], note=None)
         except ImportError as exc:
             if st.name != "report":
                 entry.update(status="failed", note=f"ImportError: {exc}")

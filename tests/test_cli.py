@@ -42,20 +42,6 @@ def config_file(tmp_path):
     return path
 
 
-@pytest.mark.parametrize(
-    ("argv", "issue"),
-    [
-        (["run", "{cfg}"], "The pipeline"),
-    ],
-)
-def test_unbuilt_engines_exit_2_and_say_so(argv, issue, config_file, tmp_path):
-    subs = {"{cfg}": str(config_file), "{dir}": str(tmp_path), "{data}": str(tmp_path / "train.jsonl")}
-    result = runner.invoke(app, [subs.get(a, a) for a in argv])
-    assert result.exit_code == 2
-    assert "not implemented yet" in result.output and issue in result.output
-    assert not (tmp_path / "runs").exists()  # nothing was written
-
-
 def test_config_errors_exit_1_without_traceback(config_file):
     result = runner.invoke(app, ["train", str(config_file), "--set", "train.lr=-1", "--set", "train.batch_size=0"])
     assert result.exit_code == 1

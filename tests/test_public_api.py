@@ -23,6 +23,7 @@ def test_top_level_exports():
             "load_model",
             "load_records",
             "lr_sweep",
+            "run",
             "train",
             "tune",
         ]

@@ -32,6 +32,7 @@ __all__ = [
     "load_model",
     "load_records",
     "lr_sweep",
+    "run",
     "train",
     "tune",
 ]
@@ -58,6 +59,7 @@ from tuneproof.train import train
 if TYPE_CHECKING:
     from tuneproof.data import load_records
     from tuneproof.models import load_model
+    from tuneproof.pipeline import run
     from tuneproof.report import build_report
 
 
@@ -67,6 +69,10 @@ def __getattr__(name: str) -> Any:
         from tuneproof.models import load_model
 
         return load_model
+    if name == "run":
+        from tuneproof.pipeline import run
+
+        return run
     if name == "load_records":
         from tuneproof.data import load_records
 

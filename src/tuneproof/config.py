@@ -437,6 +437,35 @@ class TrackingConfig(_Section):
         return f"sqlite:///{Path(self.runs_dir).resolve() / 'mlflow.db'}"
 
 
+class PipelineConfig(_Section):
+    """What ``tuneproof run`` does: which stages run, the search budget, strictness."""
+
+    stages: dict[str, bool] = Field(
+        default_factory=lambda: dict(PIPELINE_STAGE_DEFAULTS),
+        description="per stage: true runs it, false switches it off; unset stages keep their defaults",
+    )
+    sweep_lrs: list[float] | None = Field(default=None, description="learning rates of the sweep; default the sweep's grid")
+    sweep_steps: int | None = Field(default=None, ge=1, description="training steps per swept rate; default the sweep's")
+    tune_trials: int | None = Field(default=None, ge=1, description="search trials; default search.n_trials")
+    tune_steps: int | None = Field(default=None, ge=1, description="training steps per trial; default train.max_steps/epochs")
+    strict: bool = Field(default=False, description="stop when the preflight finds a high risk")
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, v: dict[str, bool]) -> dict[str, bool]:
+        unknown = [k for k in v if k not in PIPELINE_STAGE_DEFAULTS]
+        if unknown:
+            hints = "".join(_did_you_mean(k, PIPELINE_STAGE_DEFAULTS) for k in unknown)
+            raise ValueError(f"unknown stage(s) {unknown}{hints}; stages: {list(PIPELINE_STAGE_DEFAULTS)}")
+        return {**PIPELINE_STAGE_DEFAULTS, **v}
+
+
+PIPELINE_STAGE_DEFAULTS: dict[str, bool] = {
+    "audit": True, "curate": True, "split": True, "preflight": True,
+    "lr_sweep": True, "tune": True, "train": True, "evaluate": True, "report": True,
+}  # fmt: skip
+
+
 class RunConfig(_Section):
     """One fine-tuning project: the sections above, composed (not inherited)."""
 
@@ -452,6 +481,7 @@ class RunConfig(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
     @model_validator(mode="after")
     def _absolute_runs_dir(self) -> RunConfig:
@@ -481,6 +511,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "eval": EvalConfig,
     "tracking": TrackingConfig,
     "audit": AuditConfig,
+    "pipeline": PipelineConfig,
 }
 _TOP_LEVEL = ("name", "task", *_SECTIONS)
 # Fields that hold file paths: resolved relative to the config file, so a config works

@@ -1,0 +1,96 @@
+"""The decision at the end of a run: ship only a proven improvement, otherwise say why not."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tuneproof.config import RunConfig
+
+STRONG_REFERENCE = 0.95  # a reference this good (e.g. a linear probe) leaves little to win
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def decide(cfg: RunConfig) -> dict[str, Any]:
+    """Write ``decision.json`` (and ``model/`` when shipping) from the run's files; return it."""
+    run_dir = cfg.run_dir
+    ev = _read(run_dir / "evaluate" / "eval.json")
+    pre = _read(run_dir / "preflight" / "preflight.json") or {}
+    tr = _read(run_dir / "train" / "train.json") or {}
+    model_src = run_dir / "train" / "model"
+    ship = bool(ev and ev.get("verdict") == "improved" and model_src.is_dir())
+    deliverable = run_dir / "model"
+    if deliverable.exists():
+        shutil.rmtree(deliverable)  # a deliverable from an earlier, different run must not linger
+    causes: list[dict[str, str]] = []
+    if ship:
+        shutil.copytree(model_src, deliverable)
+        headline = f"improved: ship {deliverable}"
+    else:
+        headline = "not proven: do not ship"
+        causes = likely_causes(ev, pre, tr)
+    decision = {
+        "ship": ship,
+        "verdict": ev.get("verdict") if ev else "not_evaluated",
+        "headline": headline,
+        "evidence": _evidence(ev),
+        "causes": causes,
+        "model_path": str(deliverable) if ship else None,
+    }
+    (run_dir / "decision.json").write_text(json.dumps(decision, indent=1))
+    return decision
+
+
+def _evidence(ev: dict[str, Any] | None) -> str:
+    if not ev:
+        return "the evaluation did not run, so nothing is proven"
+    d = ev["delta"]
+    return (f"{ev['metric']}: tuned {d['tuned']:.4g} vs {ev['reference']} {d['reference']:.4g}, delta {d['value']:+.4g} "
+            f"({d['confidence']:.0%} CI [{d['ci_low']:+.4g}, {d['ci_high']:+.4g}]) on {ev['n_records']} test records; "
+            f"{ev.get('verdict_reason', '')}")  # fmt: skip
+
+
+def likely_causes(ev: dict[str, Any] | None, pre: dict[str, Any], tr: dict[str, Any]) -> list[dict[str, str]]:
+    """The causes that fit the evidence, most likely first; never empty."""
+    causes: list[dict[str, str]] = []
+    if not ev:
+        return [{"code": "not_evaluated", "evidence": "evaluate/eval.json is missing (stage off or failed)",
+                 "next": "switch pipeline.stages.evaluate on and rerun; see pipeline.json for the failure"}]  # fmt: skip
+    d, metric = ev["delta"], ev["metric"]
+    ref = d["reference"]
+    higher = d.get("higher_is_better", True)
+    if higher and metric != "nll" and ref is not None and ref >= STRONG_REFERENCE:
+        causes.append({"code": "reference_strong", "evidence": f"the {ev['reference']} already scores {metric} {ref:.3g} "
+                       f"(>= {STRONG_REFERENCE:.0%}), leaving at most {1 - ref:.3g} to gain",
+                       "next": "use the reference as it is (e.g. the linear probe); fine-tune only for a harder task"})  # fmt: skip
+    if ev.get("verdict") == "regressed":
+        causes.append({"code": "regressed", "evidence": f"the tuned model is worse: delta {d['value']:+.4g}",
+                       "next": "lower the learning rate or train fewer steps; check the lr sweep plot"})  # fmt: skip
+    guard = tr.get("guard") or {}
+    if guard.get("overfitting"):
+        causes.append({"code": "overfitting", "evidence": f"the overfitting guard fired ({guard.get('rule') or 'rule'} at step "
+                       f"{guard.get('detected_step')})", "next": "more data, fewer epochs, lower lr, or more dropout/weight decay"})  # fmt: skip
+    mde = pre.get("min_detectable_effect") or {}
+    gain = d["value"] if higher else -d["value"]
+    if mde.get("value") is not None and abs(gain) < mde["value"]:
+        causes.append({"code": "test_too_small", "evidence": f"the effect {gain:+.4g} is below the minimum detectable effect "
+                       f"{mde['value']:.3g} for {mde.get('n_test')} test records (alpha {mde.get('alpha')}, power {mde.get('power')})",
+                       "next": "evaluate on more test records (raise data.test_fraction or eval.limit), or aim for a larger effect"})  # fmt: skip
+    audit_risks = [r for r in pre.get("risks", []) if r["code"] in ("leakage", "duplicate_share", "data_noise", "too_few_examples")]
+    if audit_risks:
+        r = audit_risks[0]
+        causes.append({"code": "data_problem", "evidence": f"{r['code']}: {r['evidence']}", "next": r["fix"]})
+    if tr and not tr.get("stopped_early") and not guard.get("overfitting"):
+        best, last = tr.get("best_step"), tr.get("global_step")
+        if best is not None and last and best >= last:
+            causes.append({"code": "budget", "evidence": f"validation loss was still at its best at the last step ({last}): "
+                           "training had not converged", "next": "raise train.max_steps / epochs (the budget ran out)"})  # fmt: skip
+    if not causes:
+        causes.append({"code": "no_effect", "evidence": f"delta {d['value']:+.4g}: the tuned model is no better than the reference",
+                       "next": "try more or cleaner data, a wider lr range in the sweep, or a larger model"})  # fmt: skip
+    return causes

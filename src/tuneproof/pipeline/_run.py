@@ -1,0 +1,439 @@
+"""``tuneproof run``: the stage graph, each stage skipped when its inputs and config slice are unchanged."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tuneproof.config import RunConfig, load_config
+from tuneproof.errors import TuneproofError
+from tuneproof.pipeline._decision import decide
+from tuneproof.pipeline._preflight import min_effect, preflight
+from tuneproof.pipeline._state import hash_config, hash_inputs, read_ledger, sha256_file, write_ledger
+
+
+@dataclass
+class Ctx:
+    cfg: RunConfig
+    console: Any
+    parent_run_id: str | None = None
+    ledger: dict[str, Any] = field(default_factory=dict)
+    new_study: bool = True
+
+    @property
+    def run_dir(self) -> Path:
+        return self.cfg.run_dir
+
+    def dir(self, stage: str) -> Path:
+        return self.run_dir / stage
+
+    def staged(self) -> RunConfig:
+        """The config the training stages use: the split's train/val files, so the engine doesn't re-split."""
+        raw = self.cfg.model_dump(mode="json")
+        split = self.dir("split")
+        raw["data"].update(path=str(split / "train.jsonl"), eval_path=str(split / "val.jsonl"), fields={}, split=None)
+        return load_config(raw)
+
+
+@dataclass
+class Stage:
+    """One step: what it reads (files), which config it depends on, and the work."""
+
+    name: str
+    inputs: Callable[[Ctx], list[Path]]
+    config: Callable[[RunConfig], Any]
+    work: Callable[[Ctx], list[Path]]  # returns the files/folders it wrote
+
+
+@dataclass
+class RunResult:
+    """What a pipeline run did: the run folder, each stage's record and the decision."""
+
+    run_dir: Path
+    stages: list[dict[str, Any]]
+    decision: dict[str, Any] | None
+    report: Path | None = None
+
+    @property
+    def shipped(self) -> bool:
+        return bool(self.decision and self.decision["ship"])
+
+
+# ---- the stages -------------------------------------------------------------------------
+
+
+def _source_files(ctx: Ctx) -> list[Path]:
+    d = ctx.cfg.data
+    return [Path(p) for p in (d.path, d.eval_path, d.domain) if p]
+
+
+def _data_slice(cfg: RunConfig) -> dict[str, Any]:
+    return {"task": cfg.task, "data": cfg.data.model_dump(mode="json"), "model": cfg.model.name,
+            "max_length": cfg.model.max_length, "audit": cfg.audit.model_dump(mode="json")}  # fmt: skip
+
+
+def _audit_kwargs(cfg: RunConfig) -> dict[str, Any]:
+    d = cfg.data
+    return {"domain": d.domain, "domain_text": d.domain_text, "eval_data": d.eval_path, "model": cfg.model.name,
+            "task": cfg.task, "fields": d.fields or None, "config": cfg.audit}  # fmt: skip
+
+
+def run_audit(ctx: Ctx) -> list[Path]:
+    from tuneproof.audit import audit
+
+    out = ctx.dir("audit")
+    audit(ctx.cfg.data.path, out=out, **_audit_kwargs(ctx.cfg))
+    return [out / "findings.jsonl", out / "audit.json"]
+
+
+def run_curate(ctx: Ctx) -> list[Path]:
+    from tuneproof.audit import curate
+
+    out = ctx.dir("curate")
+    res = curate(ctx.cfg.data.path, out=out, **_audit_kwargs(ctx.cfg))
+    c = res.manifest["counts"]
+    ctx.console.print(f"  curate: kept {c['kept']}, removed {c['removed']} {c['removed_by_check']}, unreadable {c['unreadable']}",
+                      highlight=False)  # fmt: skip
+    return [out / n for n in ("kept.jsonl", "removed.jsonl", "unreadable.jsonl", "manifest.json")]
+
+
+def _split_source(ctx: Ctx) -> Path:
+    kept = ctx.dir("curate") / "kept.jsonl"
+    return kept if ctx.cfg.pipeline.stages["curate"] and kept.exists() else Path(ctx.cfg.data.path)
+
+
+def run_split(ctx: Ctx) -> list[Path]:
+    from tuneproof.data import load_records
+    from tuneproof.train import split_records
+
+    cfg, out = ctx.cfg, ctx.dir("split")
+    out.mkdir(parents=True, exist_ok=True)
+    loaded = load_records(_split_source(ctx), fields=cfg.data.fields or None, split=cfg.data.split,
+                          rejects_path=out / "rejects.jsonl")  # fmt: skip
+    stratified = cfg.task == "classification"
+    s = split_records(loaded.records, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction,
+                      seed=cfg.train.seed, stratify=stratified)  # fmt: skip
+    for part in ("train", "val", "test"):
+        with (out / f"{part}.jsonl").open("w", encoding="utf-8") as f:
+            for r in getattr(s, part):
+                f.write(json.dumps({"id": r.id, **r.fields, **r.extra}, ensure_ascii=False, default=str) + "\n")
+    counts = {p: len(getattr(s, p)) for p in ("train", "val", "test")}
+    info = {"counts": counts, "stratified": stratified, "seed": cfg.train.seed, "source": str(_split_source(ctx)),
+            "clusters_kept_together": "records with the same normalized input text form one group that never "
+            "straddles two splits; near-duplicates beyond that were removed by curation (near_duplicate check)",
+            "method": s.method, "ids": s.ids()}  # fmt: skip
+    (out / "split.json").write_text(json.dumps(info, indent=1))
+    ctx.console.print(f"  split: {counts}", highlight=False)
+    return [out / f"{p}.jsonl" for p in ("train", "val", "test")] + [out / "split.json"]
+
+
+def run_preflight(ctx: Ctx) -> list[Path]:
+    cfg = ctx.cfg
+    on = cfg.pipeline.stages
+    rep = preflight(cfg, ctx.dir("split"), ctx.dir("preflight"),
+                    curate_dir=ctx.dir("curate") if on["curate"] else None,
+                    audit_dir=ctx.dir("audit") if on["audit"] else ctx.dir("curate"))  # fmt: skip
+    _print_preflight(ctx.console, rep)
+    return [ctx.dir("preflight") / "preflight.json"]
+
+
+def _print_preflight(console: Any, rep: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    e, m = rep["estimates"], rep["min_detectable_effect"]
+    console.print(f"  preflight: ~{e['train_tokens']:,} training tokens, ~{e['seconds'] / 60:.1f} min at "
+                  f"{e['tokens_per_second_assumed']:g} tok/s ({e['throughput_source']}), peak ~{e['peak_memory_gb']} GB; "
+                  f"minimum detectable effect on {m['metric']}: {m['value']} with {m['n_test']} test records "
+                  f"(alpha {m['alpha']}, power {m['power']})", highlight=False)  # fmt: skip
+    if rep["risks"]:
+        t = Table(title="preflight risks")
+        for col in ("level", "risk", "evidence", "fix"):
+            t.add_column(col, overflow="fold")
+        for r in rep["risks"]:
+            t.add_row(r["level"], r["code"], r["evidence"], r["fix"])
+        console.print(t)
+
+
+def _reparent(ctx: Ctx, run_id: str | None) -> None:
+    """lr_sweep and tune open their own top-level MLflow run; hang it under the pipeline's run."""
+    if not (run_id and ctx.parent_run_id):
+        return
+    from tuneproof import track
+
+    client = track._client(ctx.cfg.tracking.resolved_uri())
+    client.set_tag(run_id, "mlflow.parentRunId", ctx.parent_run_id)
+
+
+def run_lr_sweep(ctx: Ctx) -> list[Path]:
+    from tuneproof.search import lr_sweep
+
+    pl = ctx.cfg.pipeline
+    res = lr_sweep(ctx.staged(), lrs=pl.sweep_lrs, steps=pl.sweep_steps, console=ctx.console)
+    _reparent(ctx, res.mlflow_run_id)
+    ctx.console.print(f"  lr sweep: best lr {res.best_lr:g}, tune searches {res.recommended}", highlight=False)
+    return [res.json_path, res.plot_path]
+
+
+def run_tune(ctx: Ctx) -> list[Path]:
+    from tuneproof.search import tune
+
+    pl = ctx.cfg.pipeline
+    overrides = [f"train.max_steps={pl.tune_steps}"] if pl.tune_steps else []
+    res = tune(ctx.staged(), overrides=overrides, n_trials=pl.tune_trials, new=ctx.new_study, console=ctx.console)
+    if res is None:  # non-zero rank of a distributed job
+        return []
+    _reparent(ctx, res.mlflow_run_id)
+    ctx.console.print(f"  tune: best {res.best_params} (val loss {res.best_value:.4g}, trial {res.best_trial})", highlight=False)
+    out = ctx.dir("tune")
+    return [p for p in (res.best_yaml, res.trials_json, out / "importances.json") if p.exists()]
+
+
+def run_train(ctx: Ctx) -> list[Path]:
+    from tuneproof.train import train
+
+    cfg = ctx.cfg
+    best = ctx.dir("tune") / "best.yaml"
+    if cfg.pipeline.stages["tune"] and best.exists():
+        # The best trial's parameters with this run's own step budget (trials may be shorter).
+        raw = ctx.staged().model_dump(mode="json")
+        tuned = load_config(best).model_dump(mode="json")
+        for section in ("train", "model"):
+            raw[section] = {**tuned[section], **{k: raw[section][k] for k in ("max_steps", "epochs") if k in raw[section]}}
+        source: Any = load_config(raw)
+    else:
+        source = ctx.staged()
+    res = train(source, parent_run_id=ctx.parent_run_id, output_dir=ctx.dir("train"), console=ctx.console)
+    ctx.console.print(f"  train: {res.global_step} steps, best step {res.best_step}, guard "
+                      f"{'FIRED' if res.guard.get('overfitting') else 'quiet'}", highlight=False)  # fmt: skip
+    return [res.train_json, res.model_dir]
+
+
+def run_evaluate(ctx: Ctx) -> list[Path]:
+    from tuneproof.evaluate import evaluate
+
+    cfg, out = ctx.cfg, ctx.dir("evaluate")
+    split = ctx.dir("split")
+    bf16 = cfg.train.bf16 if isinstance(cfg.train.bf16, bool) else False
+    with contextlib.suppress(Exception):
+        if cfg.train.bf16 == "auto":
+            from tuneproof.train import resolve_bf16
+
+            bf16 = bool(resolve_bf16("auto"))
+    res = evaluate(cfg.model.name, ctx.dir("train") / "model", split / "test.jsonl", out, task=cfg.task,
+                   config=cfg.eval.model_copy(update={"min_effect": min_effect(cfg)}),
+                   train=split / "train.jsonl" if cfg.task == "classification" else None, labels=cfg.model.labels,
+                   seed=cfg.train.seed, max_length=cfg.model.max_length, bf16=bf16,
+                   tracking_uri=cfg.tracking.resolved_uri(), experiment=cfg.tracking.experiment,
+                   parent_run_id=ctx.parent_run_id, console=ctx.console)  # fmt: skip
+    ctx.console.print("  " + res.summary().replace("\n", "\n  "), highlight=False)
+    return [out / "eval.json", out / "records.jsonl"]
+
+
+def run_decision(ctx: Ctx) -> list[Path]:
+    d = decide(ctx.cfg)
+    return [ctx.run_dir / "decision.json"] + ([ctx.run_dir / "model"] if d["ship"] else [])
+
+
+def run_report(ctx: Ctx) -> list[Path]:
+    from tuneproof.report import build_report  # ImportError: the report engine is not in this build
+
+    html = Path(build_report(ctx.run_dir))
+    return [html, ctx.run_dir / "report.json"]
+
+
+def _split_files(ctx: Ctx, *names: str) -> list[Path]:
+    return [ctx.dir("split") / f"{n}.jsonl" for n in names]
+
+
+def _training_slice(cfg: RunConfig) -> dict[str, Any]:
+    return {"task": cfg.task, "model": cfg.model.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json")}
+
+
+STAGES: list[Stage] = [
+    Stage("audit", _source_files, _data_slice, run_audit),
+    Stage("curate", _source_files, _data_slice, run_curate),
+    Stage("split", lambda c: [_split_source(c)],
+          lambda cfg: {"task": cfg.task, "fields": cfg.data.fields, "split": cfg.data.split, "seed": cfg.train.seed,
+                       "val": cfg.data.val_fraction, "test": cfg.data.test_fraction}, run_split),  # fmt: skip
+    Stage("preflight", lambda c: [*_split_files(c, "train", "val", "test"), c.dir("curate") / "manifest.json",
+                                  c.dir("audit") / "audit.json"],
+          lambda cfg: {**_training_slice(cfg), "pipeline": cfg.pipeline.model_dump(mode="json"), "metric": cfg.primary_metric,
+                       "min_effect": min_effect(cfg), "limit": cfg.eval.limit, "n_trials": cfg.search.n_trials}, run_preflight),  # fmt: skip
+    Stage("lr_sweep", lambda c: _split_files(c, "train", "val"),
+          lambda cfg: {**_training_slice(cfg), "lrs": cfg.pipeline.sweep_lrs, "steps": cfg.pipeline.sweep_steps}, run_lr_sweep),
+    Stage("tune", lambda c: [*_split_files(c, "train", "val"), c.dir("lr_sweep") / "lr_sweep.json"],
+          lambda cfg: {**_training_slice(cfg), "search": cfg.search.model_dump(mode="json"),
+                       "trials": cfg.pipeline.tune_trials, "steps": cfg.pipeline.tune_steps}, run_tune),  # fmt: skip
+    Stage("train", lambda c: [*_split_files(c, "train", "val"), c.dir("tune") / "best.yaml"], _training_slice, run_train),
+    Stage("evaluate", lambda c: [*_split_files(c, "train", "test"), c.dir("train") / "model"],
+          lambda cfg: {"task": cfg.task, "model": cfg.model.name, "eval": cfg.eval.model_dump(mode="json"),
+                       "min_effect": min_effect(cfg), "max_length": cfg.model.max_length}, run_evaluate),  # fmt: skip
+]
+ALWAYS = [Stage("decision", lambda c: [], lambda cfg: {}, run_decision), Stage("report", lambda c: [], lambda cfg: {}, run_report)]
+_PACKAGES = ("tuneproof", "torch", "transformers", "peft", "trl", "optuna", "mlflow", "scikit-learn", "datasketch")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for p in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[p] = metadata.version(p)
+    return out
+
+
+def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | None = None, strict: bool | None = None,
+        console: Any = None) -> RunResult:  # fmt: skip
+    """Run the whole pipeline into ``runs/<name>/``; stages whose inputs and config are unchanged are skipped.
+
+    Stages: audit, curate, split, preflight, lr_sweep, tune, train, evaluate, then
+    the decision and the report. Each records the sha256 of its input files and of its config
+    slice in ``pipeline.json``; a rerun skips a stage when both match and its outputs exist, so
+    an interrupted run resumes where it stopped. ``pipeline.stages.<name>: false`` switches one off.
+
+    Args:
+        config: a :class:`RunConfig`, a YAML path or a mapping.
+        overrides: dotted ``key=value`` overrides.
+        strict: stop after the preflight when it finds a high risk (default ``pipeline.strict``).
+        console: a rich console; default stderr.
+
+    Returns:
+        A :class:`RunResult`; ``result.decision["headline"]`` is "improved: ship ..." or
+        "not proven: do not ship".
+
+    Raises:
+        ConfigError: a bad config. TuneproofError: a stage failed, or ``strict`` and a high risk
+        (pipeline.json then records which stage and why).
+
+    Example:
+        >>> res = run("examples/qa_demo.yaml")  # doctest: +SKIP
+        >>> res.decision["headline"]  # doctest: +SKIP
+        'not proven: do not ship'
+    """
+    from rich.console import Console
+
+    from tuneproof import track
+
+    if isinstance(config, RunConfig) and not overrides:
+        cfg = config
+    else:
+        cfg = load_config(config.model_dump(mode="json") if isinstance(config, RunConfig) else config, list(overrides or []))
+    console = console or Console(stderr=True)
+    strict = cfg.pipeline.strict if strict is None else strict
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(cfg.to_yaml())
+    old = {s["name"]: s for s in read_ledger(run_dir).get("stages", [])}
+    prev_parent = read_ledger(run_dir).get("mlflow_parent_run_id")
+    ledger: dict[str, Any] = {"stages": [], "mlflow_parent_run_id": None, "versions": _versions(),
+                              "data_hashes": {str(p): sha256_file(p) for p in _source_files(Ctx(cfg, console)) if p.is_file()}}  # fmt: skip
+    console.rule(f"[bold]tuneproof run {cfg.name}")
+    try:
+        parent_cm = track.start_run(cfg.tracking, f"{cfg.name}/pipeline", run_id=prev_parent, tags={"tuneproof.stage": "pipeline"})
+        parent = parent_cm.__enter__()
+    except TuneproofError:
+        if not prev_parent:
+            raise
+        parent_cm = track.start_run(cfg.tracking, f"{cfg.name}/pipeline", tags={"tuneproof.stage": "pipeline"})
+        parent = parent_cm.__enter__()
+    ledger["mlflow_parent_run_id"] = parent.run_id
+    ctx = Ctx(cfg, console, parent.run_id, ledger)
+    result = RunResult(run_dir, ledger["stages"], None)
+    exc_info: tuple[Any, Any, Any] = (None, None, None)
+    try:
+        _run_stages(ctx, old, strict, result)
+    except BaseException as exc:
+        exc_info = (type(exc), exc, exc.__traceback__)
+        raise
+    finally:
+        write_ledger(run_dir, ledger)
+        parent_cm.__exit__(*exc_info)
+    dec = result.decision or {}
+    track.set_tags(parent, {"decision": dec.get("headline", ""), "verdict": dec.get("verdict", "")})
+    return result
+
+
+def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult) -> None:
+    cfg, console = ctx.cfg, ctx.console
+    stages = STAGES + ALWAYS
+    for i, st in enumerate(stages):
+        entry: dict[str, Any] = {"name": st.name, "status": "not_run", "input_hash": None, "config_hash": None,
+                                 "started": None, "seconds": 0.0, "outputs": [], "note": None}  # fmt: skip
+        ctx.ledger["stages"].append(entry)
+        if st.name in cfg.pipeline.stages and not cfg.pipeline.stages[st.name]:
+            entry.update(status="off", note=f"switched off (pipeline.stages.{st.name}: false)")
+            console.print(f"[dim]{st.name}: off[/dim]")
+            continue
+        entry["input_hash"] = hash_inputs([p for p in st.inputs(ctx) if p.exists()])
+        entry["config_hash"] = hash_config(st.config(cfg))
+        prev = old.get(st.name, {})
+        same = prev.get("input_hash") == entry["input_hash"] and prev.get("config_hash") == entry["config_hash"]
+        if st not in ALWAYS and same and prev.get("status") in ("done", "skipped_unchanged") and \
+                all(Path(p).exists() for p in prev.get("outputs", [])):  # fmt: skip
+            entry.update(status="skipped_unchanged", outputs=prev["outputs"], note="inputs and config unchanged")
+            console.print(f"[dim]{st.name}: skipped (inputs and config unchanged)[/dim]")
+            if st.name == "preflight" and strict:
+                _strict_check(ctx, stages[i + 1:])
+            continue
+        # An interrupted search with the same inputs continues its study; a changed one starts afresh.
+        ctx.new_study = not same
+        entry["started"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        console.print(f"[bold cyan]{st.name}[/bold cyan] ...")
+        # Recorded before the work: if the process is killed here, the rerun sees this stage with
+        # the same hashes, redoes it, and an interrupted search continues its study.
+        entry.update(status="failed", note="interrupted: the process stopped during this stage")
+        write_ledger(ctx.run_dir, ctx.ledger)
+        t0 = time.perf_counter()
+        try:
+            outputs = st.work(ctx)
+            entry.update(status="done", outputs=[str(p) for p in outputs], note=None)
+        except ImportError as exc:
+            if st.name != "report":
+                entry.update(status="failed", note=f"ImportError: {exc}")
+                _not_reached(ctx, stages[i + 1:], f"not reached: stage {st.name} failed")
+                raise
+            entry.update(status="not_run", note=f"the report engine is not available in this build: {exc}")
+            console.print(f"[yellow]report: not built ({exc})[/yellow]")
+        except BaseException as exc:
+            entry.update(status="failed", note=f"{type(exc).__name__}: {exc}"[:2000])
+            _not_reached(ctx, stages[i + 1:], f"not reached: stage {st.name} failed")
+            raise
+        finally:
+            entry["seconds"] = round(time.perf_counter() - t0, 2)
+            write_ledger(ctx.run_dir, ctx.ledger)
+        if st.name == "decision":
+            result.decision = json.loads((ctx.run_dir / "decision.json").read_text())
+        if st.name == "report" and entry["status"] == "done":
+            result.report = Path(entry["outputs"][0])
+        if st.name == "preflight" and strict:
+            _strict_check(ctx, stages[i + 1:])
+
+
+def _not_reached(ctx: Ctx, rest: list[Stage], why: str) -> None:
+    for st in rest:
+        ctx.ledger["stages"].append({"name": st.name, "status": "not_run", "input_hash": None, "config_hash": None,
+                                     "started": None, "seconds": 0.0, "outputs": [], "note": why})  # fmt: skip
+
+
+def _strict_check(ctx: Ctx, rest: list[Stage]) -> None:
+    """Strict mode: a high preflight risk stops the run before any training."""
+    rep = json.loads((ctx.dir("preflight") / "preflight.json").read_text())
+    high = [r for r in rep["risks"] if r["level"] == "high"]
+    if not high:
+        return
+    why = "strict mode: the preflight found a high risk"
+    ctx.ledger["stages"][-1]["note"] = why
+    _not_reached(ctx, rest, why)
+    write_ledger(ctx.run_dir, ctx.ledger)
+    raise TuneproofError(
+        "strict mode: the preflight found high risks, so nothing was trained:\n"
+        + "\n".join(f"  - {r['code']}: {r['evidence']}. Fix: {r['fix']}" for r in high)
+        + f"\n(details: {ctx.dir('preflight') / 'preflight.json'}; rerun without --strict to go ahead anyway)"
+    )

@@ -1,0 +1,47 @@
+"""Hashes and the pipeline.json ledger: what each stage read, with which config, and what it wrote."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hash_inputs(paths: list[Path]) -> str:
+    """One sha256 over the named files (a folder counts as all its files, sorted)."""
+    h = hashlib.sha256()
+    for p in paths:
+        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        for q in files:
+            h.update(str(q.name).encode())
+            h.update(sha256_file(q).encode() if q.exists() else b"missing")
+    return h.hexdigest()
+
+
+def hash_config(slice_: Any) -> str:
+    return hashlib.sha256(json.dumps(slice_, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_ledger(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "pipeline.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}  # a half-written ledger: every stage re-runs, which is safe
+
+
+def write_ledger(run_dir: Path, ledger: dict[str, Any]) -> None:
+    tmp = run_dir / "pipeline.json.tmp"
+    tmp.write_text(json.dumps(ledger, indent=1, default=str))
+    tmp.replace(run_dir / "pipeline.json")  # atomic: an interrupt never leaves half a file

@@ -1,0 +1,68 @@
+"""The decision and the minimum detectable effect, on eval/preflight/train files written here."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tuneproof.config import load_config
+from tuneproof.pipeline import decide, minimum_detectable_effect
+
+
+def _cfg(tmp_path):
+    return load_config({"name": "d", "task": "classification", "data": {"path": "x.jsonl"},
+                        "tracking": {"runs_dir": str(tmp_path)}})  # fmt: skip
+
+
+def _write_eval(run_dir, verdict, ref, tuned, ci=(0.01, 0.05), n=400):
+    (run_dir / "evaluate").mkdir(parents=True, exist_ok=True)
+    ev = {"metric": "accuracy", "reference": "probe", "n_records": n, "verdict": verdict, "verdict_reason": "r",
+          "delta": {"reference": ref, "tuned": tuned, "value": tuned - ref, "ci_low": ci[0], "ci_high": ci[1],
+                    "confidence": 0.95, "higher_is_better": True}}  # fmt: skip
+    (run_dir / "evaluate/eval.json").write_text(json.dumps(ev))
+
+
+def test_improved_ships_a_copy_of_the_trained_model(tmp_path):
+    cfg = _cfg(tmp_path)
+    rd = cfg.run_dir
+    (rd / "train/model").mkdir(parents=True)
+    (rd / "train/model/adapter.bin").write_bytes(b"w")
+    _write_eval(rd, "improved", 0.80, 0.85)
+    dec = decide(cfg)
+    assert dec["ship"] and dec["headline"] == f"improved: ship {rd / 'model'}"
+    assert (rd / "model/adapter.bin").read_bytes() == b"w"
+    assert json.loads((rd / "decision.json").read_text()) == dec
+    # the same run later not proven: the old deliverable is withdrawn
+    _write_eval(rd, "no_change", 0.80, 0.80, ci=(-0.01, 0.01))
+    assert not decide(cfg)["ship"] and not (rd / "model").exists()
+
+
+def test_a_strong_probe_is_the_first_cause(tmp_path):
+    cfg = _cfg(tmp_path)
+    _write_eval(cfg.run_dir, "no_change", 0.96, 0.965, ci=(-0.004, 0.014))
+    dec = decide(cfg)
+    assert dec["headline"] == "not proven: do not ship" and dec["causes"][0]["code"] == "reference_strong"
+    assert "0.96" in dec["causes"][0]["evidence"]
+
+
+def test_guard_and_mde_causes(tmp_path):
+    cfg = _cfg(tmp_path)
+    rd = cfg.run_dir
+    _write_eval(rd, "no_change", 0.70, 0.72, ci=(-0.02, 0.06), n=50)
+    (rd / "train").mkdir(parents=True)
+    (rd / "train/train.json").write_text(json.dumps({"guard": {"overfitting": True, "rule": "gap", "detected_step": 40},
+                                                      "best_step": 20, "global_step": 60, "stopped_early": True}))  # fmt: skip
+    (rd / "preflight").mkdir()
+    (rd / "preflight/preflight.json").write_text(json.dumps({"min_detectable_effect": {"value": 0.198, "n_test": 50,
+                                                             "alpha": 0.05, "power": 0.8}, "risks": []}))  # fmt: skip
+    codes = [c["code"] for c in decide(cfg)["causes"]]
+    assert codes == ["overfitting", "test_too_small"]
+
+
+@pytest.mark.parametrize(("n", "var", "expected"), [(200, 0.5, 0.1401), (50, 0.5, 0.2802), (1000, 0.1, 0.0280)])
+def test_minimum_detectable_effect(n, var, expected):
+    # (1.95996 + 0.84162) * sqrt(var / n)
+    assert minimum_detectable_effect(n, var) == pytest.approx(expected, abs=1e-4)
+    assert minimum_detectable_effect(0, var) == math.inf

@@ -80,8 +80,9 @@ class DataConfig(_Section):
     )
     eval_path: str | None = Field(
         default=None,
-        description="held-out evaluation data in the same formats; when unset, "
-        "val and test splits are cut from `path`",
+        description="held-out evaluation data in the same formats: `tuneproof run` uses it as the "
+        "test set as it stands (val is then cut from `path`); `tuneproof train` validates on it; "
+        "when unset, val and test splits are cut from `path`",
     )
     fields: dict[str, str] = Field(
         default_factory=dict,

@@ -143,3 +143,21 @@ def test_strict_stops_on_a_high_risk_before_training(pipeline_config, tmp_path):
 def test_strict_raises_from_the_api_too(pipeline_config):
     with pytest.raises(TuneproofError, match="strict mode"):
         run(pipeline_config(pipeline={"strict": True}))
+
+
+def test_a_given_eval_file_is_the_test_set_as_it_stands(pipeline_config, tmp_path):
+    rows = [{"prompt": f"where is city number {i} found", "completion": "in the east", "answers": ["in the east"]}
+            for i in range(12)]  # fmt: skip
+    test_file = tmp_path / "heldout.jsonl"
+    test_file.write_text("".join(json.dumps(r) + "\n" for r in rows + rows[:3]))
+    cfg = pipeline_config(data={"eval_path": str(test_file)},
+                          pipeline={"stages": {"lr_sweep": False, "tune": False, "report": False}})  # fmt: skip
+    res = run(cfg)
+    split = res.run_dir / "split"
+    test_ids = [json.loads(line)["id"] for line in (split / "test.jsonl").read_text().splitlines()]
+    assert len(test_ids) == 15 and all(i.startswith("heldout.jsonl:") for i in test_ids)  # 12 + 3 duplicates, uncurated
+    info = json.loads((split / "split.json").read_text())
+    assert info["counts"]["test"] == 15 and info["test_source"] == str(test_file)
+    assert info["counts"]["train"] + info["counts"]["val"] > 50  # nothing of the data file went to test
+    ev = json.loads((res.run_dir / "evaluate/eval.json").read_text())
+    assert ev["n_records"] == 15

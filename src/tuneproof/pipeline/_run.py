@@ -119,14 +119,24 @@ def run_split(ctx: Ctx) -> list[Path]:
     loaded = load_records(_split_source(ctx), fields=cfg.data.fields or None, split=cfg.data.split,
                           rejects_path=out / "rejects.jsonl")  # fmt: skip
     stratified = cfg.task == "classification"
-    s = split_records(loaded.records, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction,
+    # A given eval file is the test set as it stands (the user's held-out data: not curated, not
+    # cut); the data file then only gives train and val.
+    external = Path(cfg.data.eval_path) if cfg.data.eval_path else None
+    s = split_records(loaded.records, val_fraction=cfg.data.val_fraction,
+                      test_fraction=0.0 if external else cfg.data.test_fraction,
                       seed=cfg.train.seed, stratify=stratified)  # fmt: skip
+    if external:
+        s.test = load_records(external, fields=cfg.data.fields or None, rejects_path=out / "rejects_test.jsonl").records
+        if not s.test:
+            raise TuneproofError(f"{external}: data.eval_path holds no readable record (see {out / 'rejects_test.jsonl'}); "
+                                 "fix the file or unset data.eval_path to cut the test split from data.path")  # fmt: skip
     for part in ("train", "val", "test"):
         with (out / f"{part}.jsonl").open("w", encoding="utf-8") as f:
             for r in getattr(s, part):
                 f.write(json.dumps({"id": r.id, **r.fields, **r.extra}, ensure_ascii=False, default=str) + "\n")
     counts = {p: len(getattr(s, p)) for p in ("train", "val", "test")}
     info = {"counts": counts, "stratified": stratified, "seed": cfg.train.seed, "source": str(_split_source(ctx)),
+            "test_source": str(external) if external else "cut from the source with data.test_fraction",
             "clusters_kept_together": "records with the same normalized input text form one group that never "
             "straddles two splits; near-duplicates beyond that were removed by curation (near_duplicate check)",
             "method": s.method, "ids": s.ids()}  # fmt: skip
@@ -260,9 +270,10 @@ def _training_slice(cfg: RunConfig) -> dict[str, Any]:
 STAGES: list[Stage] = [
     Stage("audit", _source_files, _data_slice, run_audit),
     Stage("curate", _source_files, _data_slice, run_curate),
-    Stage("split", lambda c: [_split_source(c)],
+    Stage("split", lambda c: [_split_source(c), *([Path(c.cfg.data.eval_path)] if c.cfg.data.eval_path else [])],
           lambda cfg: {"task": cfg.task, "fields": cfg.data.fields, "split": cfg.data.split, "seed": cfg.train.seed,
-                       "val": cfg.data.val_fraction, "test": cfg.data.test_fraction}, run_split),  # fmt: skip
+                       "val": cfg.data.val_fraction, "test": cfg.data.test_fraction, "eval_path": cfg.data.eval_path},
+          run_split),  # fmt: skip
     Stage("preflight", lambda c: [*_split_files(c, "train", "val", "test"), c.dir("curate") / "manifest.json",
                                   c.dir("audit") / "audit.json"],
           lambda cfg: {**_training_slice(cfg), "pipeline": cfg.pipeline.model_dump(mode="json"), "metric": cfg.primary_metric,

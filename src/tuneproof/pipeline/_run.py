@@ -137,8 +137,8 @@ def run_split(ctx: Ctx) -> list[Path]:
     counts = {p: len(getattr(s, p)) for p in ("train", "val", "test")}
     info = {"counts": counts, "stratified": stratified, "seed": cfg.train.seed, "source": str(_split_source(ctx)),
             "test_source": str(external) if external else "cut from the source with data.test_fraction",
-            "clusters_kept_together": "records with the same normalized input text form one group that never "
-            "straddles two splits; near-duplicates beyond that were removed by curation (near_duplicate check)",
+            "clusters_kept_together": "records with the same normalized input text, and near duplicates (MinHash, "
+            "verified Jaccard; connected components), form one group that never straddles two splits; see method",
             "method": s.method, "ids": s.ids()}  # fmt: skip
     (out / "split.json").write_text(json.dumps(info, indent=1))
     ctx.console.print(f"  split: {counts}", highlight=False)

@@ -22,8 +22,9 @@ def _rows(n: int, seed: int = 0) -> list[dict]:
     rows = []
     for i in range(n):
         label = "pos" if i % 3 else "neg"  # 2:1, so stratification is visible in the shares
-        words = [rng.choice(FILLER) for _ in range(rng.randint(3, 5))]
-        words.insert(rng.randrange(len(words) + 1), "wonderful" if label == "pos" else "dull")
+        words = [rng.choice(FILLER) for _ in range(rng.randint(2, 4))]
+        for _ in range(2):  # twice: mean-pooled random-BERT embeddings then separate it cleanly
+            words.insert(rng.randrange(len(words) + 1), "wonderful" if label == "pos" else "dull")
         rows.append({"text": " ".join(words), "label": label})
     return rows
 
@@ -34,7 +35,7 @@ def _labels(path: Path) -> Counter:
 
 def test_a_strong_linear_probe_reference_means_not_proven_with_that_cause(tmp_path, tiny_bert_dir):
     data = tmp_path / "reviews.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in _rows(150)))
+    data.write_text("".join(json.dumps(r) + "\n" for r in _rows(180)))
     cfg = {
         "name": "cls",
         "task": "classification",
@@ -42,7 +43,8 @@ def test_a_strong_linear_probe_reference_means_not_proven_with_that_cause(tmp_pa
         "model": {"name": str(tiny_bert_dir), "method": "full", "max_length": 32},
         "train": {"batch_size": 8, "max_steps": 4, "eval_steps": 2, "bf16": False},
         "eval": {"metric": "accuracy", "bootstrap": 1000},
-        "audit": {"checks": ["exact_duplicate", "near_duplicate", "low_quality", "too_long"]},
+        # no near_duplicate check: these short texts share most of a 19-word vocabulary, so it would remove most of them
+        "audit": {"checks": ["exact_duplicate", "low_quality", "too_long"]},
         "pipeline": {"stages": {"lr_sweep": False, "tune": False}},
         "tracking": {"runs_dir": str(tmp_path / "runs")},
     }

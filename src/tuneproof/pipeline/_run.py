@@ -272,7 +272,8 @@ STAGES: list[Stage] = [
     Stage("curate", _source_files, _data_slice, run_curate),
     Stage("split", lambda c: [_split_source(c), *([Path(c.cfg.data.eval_path)] if c.cfg.data.eval_path else [])],
           lambda cfg: {"task": cfg.task, "fields": cfg.data.fields, "split": cfg.data.split, "seed": cfg.train.seed,
-                       "val": cfg.data.val_fraction, "test": cfg.data.test_fraction, "eval_path": cfg.data.eval_path},
+                       "val": cfg.data.val_fraction, "test": cfg.data.test_fraction, "eval_path": cfg.data.eval_path,
+                       "grouping": "near-duplicate clusters v1"},
           run_split),  # fmt: skip
     Stage("preflight", lambda c: [*_split_files(c, "train", "val", "test"), c.dir("curate") / "manifest.json",
                                   c.dir("audit") / "audit.json"],

@@ -63,14 +63,14 @@ def run_dir(tiny_llama_dir, tmp_path_factory) -> Path:
         "data": {"path": str(data), "val_fraction": 0.2, "test_fraction": 0.0},
         "model": {"name": str(tiny_llama_dir), "max_length": 64},
         "train": {"batch_size": 4, "max_steps": 4, "eval_steps": 2, "bf16": False},
-        "search": {"n_trials": 2},
+        "search": {"n_trials": 4, "pruner": "none"},
         "tracking": {"runs_dir": str(root / "runs")},
     }
     config = load_config(cfg)
     run = config.run_dir
     curate(data, out=run / "curate", embedder=HashingEmbedder(), progress=False)
     lr_sweep(cfg, lrs=[1e-5, 1e-3, 1e-1], steps=2)
-    tune(cfg, n_trials=2)
+    tune(cfg, n_trials=4)  # importances need 4
     train(cfg)
     evaluate(tiny_llama_dir, run / "train" / "model", test, run / "evaluate", max_length=64,
              forgetting_text=str(root / "general.txt"))  # fmt: skip

@@ -8,10 +8,11 @@ import re
 import shutil
 
 import pytest
-from conftest import SCRIPT
 
 from tuneproof.errors import DataError
 from tuneproof.report import SECTIONS, build_report
+
+SCRIPT = "<script>alert(1)</script>"  # the hostile record of conftest.py
 
 
 def _section(page: str, sid: str) -> str:
@@ -81,7 +82,7 @@ def test_facts_match_the_stage_outputs(built, run_dir):
     assert s["forgetting"]["n_texts"] >= 1 and "flagged" in s["forgetting"]
     sweep = json.loads((run_dir / "lr_sweep" / "lr_sweep.json").read_text())
     assert s["lr-sweep"]["best_lr"] == sweep["best_lr"] and len(s["lr-sweep"]["points"]) == 3
-    assert s["search"]["n_trials"] == 2 and s["search"]["best"]["value"] == min(t["value"] for t in s["search"]["trials"])
+    assert s["search"]["n_trials"] == 4 and s["search"]["best"]["value"] == min(t["value"] for t in s["search"]["trials"])
     train = json.loads((run_dir / "train" / "train.json").read_text())
     assert s["training"]["curve"] == train["guard"]["curve"] and s["training"]["best_step"] == train["best_step"]
     repro = s["reproducibility"]
@@ -144,14 +145,14 @@ def test_pruned_trials_are_listed(run_dir, tmp_path):
     run = tmp_path / "r"
     (run / "tune").mkdir(parents=True)
     trials = json.loads((run_dir / "tune" / "trials.json").read_text())
-    pruned = {**trials["trials"][0], "number": 2, "state": "PRUNED", "value": None, "curve": [[2, 6.5]]}
+    pruned = {**trials["trials"][0], "number": 4, "state": "PRUNED", "value": None, "curve": [[2, 6.5]]}
     trials["trials"].append(pruned)
     (run / "tune" / "trials.json").write_text(json.dumps(trials))
     page = build_report(run).read_text()
     s = json.loads((run / "report.json").read_text())["sections"]["search"]
-    assert [t["number"] for t in s["pruned"]] == [2] and s["states"] == {"COMPLETE": 2, "PRUNED": 1}
+    assert [t["number"] for t in s["pruned"]] == [4] and s["states"] == {"COMPLETE": 4, "PRUNED": 1}
     search = _section(page, "search")
-    assert "<h3>Pruned trials</h3><table>" in search and "<td>2</td><td>2</td>" in search
+    assert "<h3>Pruned trials</h3><table>" in search and "<td>4</td><td>2</td>" in search
     assert s["importances_note"] == "tune/importances.json is missing"
 
 

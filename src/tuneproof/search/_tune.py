@@ -405,11 +405,16 @@ def _trial_record(t: Any) -> dict[str, Any]:
     }
 
 
+MIN_TRIALS_FOR_IMPORTANCES = 4
+
+
 def _importances(study: Any, n_complete: int) -> tuple[dict[str, float] | None, str | None]:
     import optuna
 
-    if n_complete < 2:
-        return None, f"only {n_complete} complete trial(s); importances need at least 2"
+    # fANOVA fits a forest to the trials: from two or three points it returns confident-looking noise.
+    if n_complete < MIN_TRIALS_FOR_IMPORTANCES:
+        return None, (f"only {n_complete} complete trial(s); importances need at least {MIN_TRIALS_FOR_IMPORTANCES} "
+                      "(fewer give noise)")  # fmt: skip
     try:
         imp = optuna.importance.get_param_importances(study)
         return {k: float(v) for k, v in imp.items()}, None

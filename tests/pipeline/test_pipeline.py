@@ -44,6 +44,10 @@ def test_full_run_writes_the_contract_then_skips_unchanged_and_reruns_only_what_
     pre = json.loads((rd / "preflight/preflight.json").read_text())
     assert pre["estimates"]["train_tokens"] > 0 and pre["min_detectable_effect"]["n_test"] == split["counts"]["test"]
     assert {"code", "level", "evidence", "fix"} <= set(pre["risks"][0])
+    # the final training keeps the planned examples (4 steps x batch 4) whatever batch the search chose
+    best_batch = yaml.safe_load((rd / "tune/best.yaml").read_text())["train"]["batch_size"]
+    trained = json.loads((rd / "train/train.json").read_text())
+    assert trained["global_step"] == max(1, round(4 * 4 / best_batch))
     train_mtime = (rd / "train/train.json").stat().st_mtime
 
     second = run(cfg)

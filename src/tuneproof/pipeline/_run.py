@@ -216,7 +216,18 @@ def run_train(ctx: Ctx) -> list[Path]:
         raw = ctx.staged().model_dump(mode="json")
         tuned = load_config(best).model_dump(mode="json")
         for section in ("train", "model"):
-            raw[section] = {**tuned[section], **{k: raw[section][k] for k in ("max_steps", "epochs") if k in raw[section]}}
+            raw[section] = {**tuned[section], **{k: raw[section][k] for k in ("max_steps", "epochs", "eval_steps")
+                                                 if k in raw[section]}}  # fmt: skip
+        # The budget is examples seen, not steps: when the search picked another batch size,
+        # the step counts scale so the final training sees as many examples (the same compute).
+        planned, chosen = cfg.train.batch_size * cfg.train.grad_accum, raw["train"]["batch_size"] * raw["train"]["grad_accum"]
+        if planned != chosen:
+            for k in ("max_steps", "eval_steps"):
+                if raw["train"].get(k):
+                    raw["train"][k] = max(1, round(raw["train"][k] * planned / chosen))
+            if raw["train"].get("max_steps"):
+                ctx.console.print(f"  train: batch {chosen} (from the search) instead of {planned}: {raw['train']['max_steps']} "
+                                  f"steps, so it sees the planned {cfg.train.max_steps * planned} examples", highlight=False)  # fmt: skip
         source: Any = load_config(raw)
     else:
         source = ctx.staged()

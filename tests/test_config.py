@@ -169,3 +169,13 @@ def test_a_mapping_source_is_not_modified():
     raw = {"name": "x", "task": "sft", "data": {"path": "d.jsonl"}}
     load_config(raw, overrides=["data.val_fraction=0.2"])
     assert raw == {"name": "x", "task": "sft", "data": {"path": "d.jsonl"}}
+
+
+def test_a_forgetting_corpus_name_is_not_resolved_as_a_path(tmp_path):
+    from tuneproof.config import FORGETTING_CORPORA
+    from tuneproof.evaluate._forgetting import CORPORA
+
+    assert set(FORGETTING_CORPORA) == set(CORPORA)
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ntask: sft\ndata: {path: d.jsonl}\neval: {forgetting_text: xsum}\n")
+    assert load_config(path).eval.forgetting_text == "xsum"

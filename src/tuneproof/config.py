@@ -517,6 +517,8 @@ _SECTIONS: dict[str, type[_Section]] = {
 _TOP_LEVEL = ("name", "task", *_SECTIONS)
 # Fields that hold file paths: resolved relative to the config file, so a config works
 # from any working directory.
+# eval.forgetting_text may name a real corpus instead of a file (tuneproof.evaluate CORPORA).
+FORGETTING_CORPORA = ("xsum", "fortunes")
 _PATH_FIELDS = {
     "data": ("path", "eval_path", "domain"),
     "eval": ("forgetting_text",),
@@ -708,6 +710,8 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any, problems: list[str], 
 def _resolve_paths(section: str, values: dict[str, Any], base: Path) -> None:
     for key in _PATH_FIELDS.get(section, ()):
         v = values.get(key)
+        if section == "eval" and v in FORGETTING_CORPORA:
+            continue  # a corpus name, not a file
         if isinstance(v, str) and v and "://" not in v:
             p = Path(os.path.expandvars(v)).expanduser()
             values[key] = str(p if p.is_absolute() else (base / p))

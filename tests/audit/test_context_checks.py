@@ -190,3 +190,19 @@ def test_free_threads_leaves_cores_that_others_keep_busy(monkeypatch):
     assert free_threads(2) == 1
     monkeypatch.setattr(os, "getloadavg", lambda: (6.0, 6.0, 6.0))
     assert free_threads(2) == 1
+
+
+def test_a_shared_instruction_is_not_leakage_but_a_copied_sentence_still_is():
+    instruction = "Answer the question in a few words."
+    rng = random.Random(0)
+    vocab = "river mountain king queen city war song film team river year island prize".split()
+
+    def question(i: int) -> str:
+        return f"{instruction}\nwho {' '.join(rng.choice(vocab) for _ in range(6))} number {i}"
+
+    train = qa_records([(question(i), "x") for i in range(60)]
+                       + [(f"{instruction}\nwhat did he say", f"He said {LONG_SENTENCE}.")])  # fmt: skip
+    evals = qa_records([(question(100 + i), "y") for i in range(40)]
+                       + [(f"{instruction}\nquote", f"Rumour: {LONG_SENTENCE}.")], name="eval.jsonl")  # fmt: skip
+    found = list(LeakageCheck().run(train, context(eval_records=evals)))
+    assert [(f.id, f.code, f.details["eval_id"]) for f in found] == [("t.jsonl:61", "shared n-gram", "eval.jsonl:41")]

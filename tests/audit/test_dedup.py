@@ -84,3 +84,19 @@ def test_short_texts_use_short_shingles():
     hasher = MinHasher(shingle_size=5)
     assert hasher.shingle_n(40) == 5 and hasher.shingle_n(9) == 2 and hasher.shingle_n(2) == 1
     assert len(hasher.shingles("")) == 0
+
+
+def test_a_shared_instruction_does_not_make_different_questions_near_copies():
+    from tuneproof.audit import dedup
+    from tuneproof.config import AuditConfig
+
+    inst = "You are a helpful assistant. Answer the following trivia question in a few words, without explanation."
+    qs = ["who wrote the novel dracula", "where is mount kilimanjaro located", "when did apollo eleven land",
+          "what is the capital of peru", "how tall is the eiffel tower", "what is the capital city of peru"]  # fmt: skip
+    texts = [f"{inst}\n{q}" for q in qs]
+    assert dedup.strip_shared_affixes([dedup.words(t) for t in texts])[0] == "who wrote the novel dracula".split()
+    pairs = {(i, j) for i, j, _ in dedup.near_duplicate_pairs(texts, AuditConfig())}
+    assert pairs == {(3, 5)}  # the edited copy only
+    # Without the stripping, the instruction's shingles alone make every pair a near copy.
+    unstripped = [dedup.MinHasher().shingles(t) for t in texts]
+    assert dedup._jaccard(unstripped[0], unstripped[1]) >= 0.5

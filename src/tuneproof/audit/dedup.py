@@ -8,7 +8,9 @@ Jaccard before it is reported. The first record is kept; a later one is a
 duplicate when it is verified similar to an earlier kept record (``duplicate_of``).
 
 Short texts use shorter shingles (at most one shingle per ~4 words): one edited word in
-a ten-word question would otherwise change every 5-word shingle.
+a ten-word question would otherwise change every 5-word shingle. A word prefix or suffix
+shared by at least half of the texts (an instruction in every prompt) is removed before
+shingling: it is template, and it would make different questions look like near copies.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from tuneproof.audit._base import progress as track
 from tuneproof.config import AuditConfig
 from tuneproof.data import Record
 
-__all__ = ["ExactDuplicateCheck", "MinHasher", "NearDuplicateCheck", "near_duplicate_pairs"]
+__all__ = ["ExactDuplicateCheck", "MinHasher", "NearDuplicateCheck", "near_duplicate_pairs", "strip_shared_affixes"]
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) for combining
 _BATCH_SHINGLES = 20_000  # shingles hashed per numpy batch: ~18 MB at 112 permutations, cache-friendly
 MIN_WORDS = 3  # shorter texts are compared by the exact check only
+AFFIX_SHARE, MIN_AFFIX, MAX_AFFIX = 0.5, 3, 64  # a shared instruction: >= 3 words in >= half of the texts
 _ALL_PAIRS_MAX = 32  # buckets up to this size are verified pairwise; larger ones against their first
 
 
@@ -156,6 +159,54 @@ def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
+def _shared_affix(token_lists: Sequence[list[str]], *, suffix: bool) -> tuple[str, ...]:
+    """The longest word prefix (or suffix) that at least half of the texts share, grown one
+    word at a time among the texts that still match; () when none of MIN_AFFIX words exists."""
+    need = max(3, AFFIX_SHARE * len(token_lists))
+    members = list(range(len(token_lists)))
+    affix: list[str] = []
+    while len(affix) < MAX_AFFIX:
+        k = len(affix)
+        counts: dict[str, int] = defaultdict(int)
+        for i in members:
+            t = token_lists[i]
+            if len(t) > k:
+                counts[t[-1 - k] if suffix else t[k]] += 1
+        if not counts:
+            break
+        word, c = max(counts.items(), key=lambda kv: kv[1])
+        if c < need:
+            break
+        affix.append(word)
+        members = [i for i in members if len(token_lists[i]) > k and (token_lists[i][-1 - k] if suffix else token_lists[i][k]) == word]
+    if len(affix) < MIN_AFFIX:
+        return ()
+    return tuple(reversed(affix)) if suffix else tuple(affix)
+
+
+def strip_shared_affixes(token_lists: Sequence[list[str]]) -> list[list[str]]:
+    """Remove a word prefix and suffix shared by at least half of the texts (an instruction
+    in every prompt, a signature in every email) from each text that has it.
+
+    Two different questions behind the same 7-word instruction otherwise share most of
+    their shingles and look like near copies. A text keeps the affix when removing it would
+    leave under MIN_WORDS words.
+    """
+    out = [list(t) for t in token_lists]
+    if len(out) < 2:
+        return out
+    for suffix in (False, True):
+        affix = _shared_affix(out, suffix=suffix)
+        if not affix:
+            continue
+        n = len(affix)
+        for i, t in enumerate(out):
+            has = tuple(t[-n:]) == affix if suffix else tuple(t[:n]) == affix
+            if has and len(t) - n >= MIN_WORDS:
+                out[i] = t[:-n] if suffix else t[n:]
+    return out
+
+
 def near_duplicate_pairs(
     texts: Sequence[str], config: AuditConfig, *, progress: bool = False
 ) -> list[tuple[int, int, float]]:
@@ -165,9 +216,10 @@ def near_duplicate_pairs(
     kept when its real shingle Jaccard is at least ``config.jaccard_threshold``.
     """
     hasher = MinHasher(config.num_perm, config.shingle_size)
-    sets = [hasher.shingles(t) for t in track(texts, "near duplicates: shingling", progress)]
+    toks = strip_shared_affixes([words(t) for t in texts])
+    sets = [hasher.shingles(" ".join(t)) for t in track(toks, "near duplicates: shingling", progress)]
     # Texts under MIN_WORDS words are left to exact dedup: two words in common say nothing.
-    nonempty = np.array([i for i, s in enumerate(sets) if len(s) and len(words(texts[i])) >= MIN_WORDS], dtype=np.int64)
+    nonempty = np.array([i for i, s in enumerate(sets) if len(s) and len(toks[i]) >= MIN_WORDS], dtype=np.int64)
     if len(nonempty) < 2:
         return []
     sigs = hasher.signatures([sets[i] for i in nonempty])

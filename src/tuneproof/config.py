@@ -387,7 +387,7 @@ class AuditConfig(_Section):
         default=0.02, gt=0, lt=0.5, description="calibration: the references' leave-one-out score quantile used as threshold"
     )
     off_domain_k: int = Field(
-        default=5, ge=1, le=100, description="a record's relevance is its mean cosine similarity to this many nearest "
+        default=10, ge=1, le=100, description="a record's relevance is its mean cosine similarity to this many nearest "
         "domain references (capped at the references less one)"
     )
     embed_max_tokens: int = Field(default=128, ge=8, le=512, description="embedding truncation in tokens")

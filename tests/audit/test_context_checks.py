@@ -10,11 +10,10 @@ import pytest
 
 from tests.audit.conftest import CLEAN_QA, context, qa_records, text_records
 from tuneproof.audit._base import CheckNotRun
-from tuneproof.audit.embed import HashingEmbedder
 from tuneproof.audit.labels import LabelIssueCheck
 from tuneproof.audit.leakage import LeakageCheck
 from tuneproof.audit.length import TooLongCheck
-from tuneproof.audit.relevance import OffDomainCheck, calibrate_threshold, knn_scores, shared_prefix, strip_prefix
+from tuneproof.audit.relevance import OffDomainCheck, calibrate_threshold, knn_scores
 from tuneproof.config import AuditConfig
 from tuneproof.data import Record, Schema
 
@@ -118,29 +117,6 @@ def test_knn_follows_a_spread_domain_that_a_centroid_misses():
     assert abs(float(a @ centroid) - float(off @ centroid)) < 0.2
 
 
-INSTRUCTION = "Answer the question in a few words.\n"
-
-
-def test_shared_prefix_is_the_constant_part_cut_at_a_word():
-    questions = [f"{('who', 'what', 'where', 'when')[i % 4]} is thing {i}" for i in range(40)]
-    assert shared_prefix(questions) == ""
-    assert shared_prefix([INSTRUCTION + q for q in questions]) == INSTRUCTION
-    # 39 of 40 (97.5%) still share it.
-    mixed = [INSTRUCTION + q for q in questions[:39]] + ["hello there"]
-    assert shared_prefix(mixed) == INSTRUCTION
-    # The cut never splits a word: "Answer the question in a few wor" -> up to "few ".
-    assert shared_prefix([INSTRUCTION[:32] + q for q in questions]) == "Answer the question in a few "
-    # Under 95%, or too few texts to tell: nothing.
-    assert shared_prefix([INSTRUCTION + q for q in questions[:30]] + questions[30:]) == ""
-    assert shared_prefix([INSTRUCTION + q for q in questions[:5]]) == ""
-
-
-def test_strip_prefix_never_empties_a_text():
-    assert strip_prefix(INSTRUCTION + "who won?", INSTRUCTION) == "who won?"
-    assert strip_prefix(INSTRUCTION + "  ", INSTRUCTION) == INSTRUCTION + "  "
-    assert strip_prefix("who won?", INSTRUCTION) == "who won?"
-
-
 FINANCE = [q + " " + a for q, a in CLEAN_QA]
 FINANCE_WORDS = "stock bond dividend index fund fees market shares interest rate tax portfolio yield broker equity".split()
 
@@ -185,32 +161,6 @@ def test_off_domain_counts_copied_references_once():
     assert once.extras["off_domain_threshold"] == twice.extras["off_domain_threshold"]
     with pytest.raises(CheckNotRun, match="only 2 distinct"):
         list(OffDomainCheck().run(recs, context(domain=FINANCE[:2] * 5)))
-
-
-class RecordingEmbedder(HashingEmbedder):
-    """The hashing embedder, keeping every text it was asked to embed."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen: list[str] = []
-
-    def encode(self, texts, **kwargs):
-        self.seen += list(texts)
-        return super().encode(texts, **kwargs)
-
-
-def test_off_domain_leaves_out_an_instruction_every_record_shares():
-    pairs = [(INSTRUCTION + t, "Yes.") for t in finance_texts(24, seed=1)] + [(INSTRUCTION + t, "Sure.") for t in OFF]
-    refs = [f"{INSTRUCTION}{t}\nYes." for t in finance_texts(30, seed=0)]
-    enc = RecordingEmbedder()
-    ctx = context(domain=refs)
-    ctx.embeddings["embedder"] = enc
-    found = list(OffDomainCheck().run(qa_records(pairs), ctx))
-    assert ctx.extras["off_domain_threshold"]["shared_prefix_removed"] == INSTRUCTION
-    assert enc.seen and not any(t.startswith(INSTRUCTION) for t in enc.seen)
-    flagged = {f.index for f in found}
-    # The off-topic three; of the 24 in-domain records the 2% calibration may flag one.
-    assert {24, 25, 26} <= flagged and len(flagged) <= 4
 
 
 def test_off_domain_user_threshold_and_domain_text():

@@ -15,15 +15,15 @@ counted once, as a copy would otherwise be its own nearest neighbour.
 With a description there is nothing to calibrate on: the score is the similarity to the
 description and the threshold is user-set (``audit.off_domain_threshold``) or 0.15.
 
-Before embedding, a prefix that nearly all records share (a constant instruction such as
-"Answer the question in a few words.") is removed from records and references alike: it
-says nothing about any record's domain, yet it pulls every embedding towards the same
-point, off-domain ones included.
+The text embedded is the whole record (prompt and completion), for records and references
+alike. Measured on the demo data (NQ-open trivia among chit-chat and fortunes, every
+prompt starting with the same instruction), scoring the prompt alone, or removing the
+instruction every record shares, separated the domain worse than the whole text (see
+BENCHMARKS.md, audit section).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -38,53 +38,10 @@ __all__ = [
     "embedder",
     "knn_scores",
     "record_embeddings",
-    "shared_prefix",
-    "strip_prefix",
 ]
 
 DOMAIN_TEXT_THRESHOLD = 0.15
-# A prefix counts as shared when at least this share of the records start with it, and
-# only in sets of at least PREFIX_MIN_TEXTS texts (in a handful, it is chance).
-PREFIX_SHARE = 0.95
-PREFIX_MIN_TEXTS = 20
 _BLOCK = 4096  # records per similarity block, so records x references never sits in memory at once
-
-
-def shared_prefix(texts: Sequence[str], share: float = PREFIX_SHARE, min_texts: int = PREFIX_MIN_TEXTS) -> str:
-    """The longest prefix, ending in whitespace, that at least ``share`` of ``texts`` begin with.
-
-    Returns ``""`` when there is none or when there are fewer than ``min_texts`` texts.
-
-    Example:
-        >>> shared_prefix(["Answer briefly.\\nWho won?", "Answer briefly.\\nWhere is it?"] * 10)
-        'Answer briefly.\\n'
-    """
-    n = len(texts)
-    if n < max(1, min_texts):
-        return ""
-    need = max(1, math.ceil(share * n))
-    ordered = sorted(texts)
-    best = ""
-    # In sorted order, the texts sharing a prefix are contiguous, and the common prefix of
-    # a run of them is the common prefix of its first and last text.
-    for i in range(n - need + 1):
-        a, b = ordered[i], ordered[i + need - 1]
-        limit = min(len(a), len(b))
-        j = 0
-        while j < limit and a[j] == b[j]:
-            j += 1
-        if j > len(best):
-            best = a[:j]
-    # Cut back to whitespace so that no word is split.
-    cut = max(best.rfind(c) for c in (" ", "\n", "\t")) + 1 if best else 0
-    return best[:cut] if best[:cut].strip() else ""
-
-
-def strip_prefix(text: str, prefix: str) -> str:
-    """``text`` without ``prefix`` when it starts with it and something remains."""
-    if prefix and text.startswith(prefix) and text[len(prefix) :].strip():
-        return text[len(prefix) :]
-    return text
 
 
 def embedder(context: Context):
@@ -109,19 +66,10 @@ def embedder(context: Context):
     return context.embeddings["embedder"]
 
 
-def records_prefix(records: Sequence[Record], context: Context) -> str:
-    """The prefix nearly all records share (:func:`shared_prefix`), found once per audit."""
-    if "prefix" not in context.embeddings:
-        context.embeddings["prefix"] = shared_prefix([record_text(r) for r in records])
-    return context.embeddings["prefix"]
-
-
 def record_embeddings(records: Sequence[Record], context: Context) -> np.ndarray:
-    """Embeddings of the records' text without their shared prefix, computed once per
-    audit and shared by the relevance, label and selection steps."""
+    """Embeddings of the records' text, computed once per audit and shared by checks."""
     if "records" not in context.embeddings:
-        prefix = records_prefix(records, context)
-        texts = [strip_prefix(record_text(r), prefix) for r in records]
+        texts = [record_text(r) for r in records]
         context.embeddings["records"] = embedder(context).encode(
             texts, progress=context.progress, description="embedding records"
         )
@@ -178,11 +126,10 @@ class OffDomainCheck:
         if not context.domain and not context.domain_text:
             raise CheckNotRun("no domain given (pass --domain REFS or --domain-text \"...\")")
         enc = embedder(context)
-        prefix = records_prefix(records, context)
         vectors = record_embeddings(records, context)
         if context.domain:
             # A copied reference would be its own nearest neighbour and inflate the calibration.
-            texts = list(dict.fromkeys(strip_prefix(t, prefix) for t in context.domain))
+            texts = list(dict.fromkeys(context.domain))
             if len(texts) < 5:
                 raise CheckNotRun(
                     f"only {len(texts)} distinct domain reference(s); give at least 5 so the "
@@ -208,7 +155,7 @@ class OffDomainCheck:
             source = "set by the user"
         context.extras["relevance"] = scores
         context.extras["off_domain_threshold"] = {
-            "value": round(float(threshold), 4), "source": source, "score": measure, "shared_prefix_removed": prefix,
+            "value": round(float(threshold), 4), "source": source, "score": measure,
         }  # fmt: skip
         for i, (rec, s) in enumerate(zip(records, scores)):
             if s < threshold:

@@ -379,11 +379,16 @@ class AuditConfig(_Section):
         default=None,
         ge=-1,
         le=1,
-        description="cosine similarity to the domain below which a record is off-domain; unset "
+        description="relevance score (mean cosine similarity to the nearest references, or to the "
+        "description) below which a record is off-domain; unset "
         "calibrates it from the references (or uses 0.15 with --domain-text)",
     )
     off_domain_quantile: float = Field(
         default=0.02, gt=0, lt=0.5, description="calibration: the references' leave-one-out score quantile used as threshold"
+    )
+    off_domain_k: int = Field(
+        default=10, ge=1, le=100, description="a record's relevance is its mean cosine similarity to this many nearest "
+        "domain references (capped at the references less one)"
     )
     embed_max_tokens: int = Field(default=128, ge=8, le=512, description="embedding truncation in tokens")
     embed_batch_size: int = Field(default=64, ge=1, description="records per embedding batch")

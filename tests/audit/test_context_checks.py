@@ -13,7 +13,7 @@ from tuneproof.audit._base import CheckNotRun
 from tuneproof.audit.labels import LabelIssueCheck
 from tuneproof.audit.leakage import LeakageCheck
 from tuneproof.audit.length import TooLongCheck
-from tuneproof.audit.relevance import OffDomainCheck, calibrate_threshold
+from tuneproof.audit.relevance import OffDomainCheck, calibrate_threshold, knn_scores
 from tuneproof.config import AuditConfig
 from tuneproof.data import Record, Schema
 
@@ -83,18 +83,51 @@ def test_too_long_without_a_limit_or_model_says_why(clean_qa):
         list(TooLongCheck().run(clean_qa, context(tokenizer_name="/no/such/model")))
 
 
-def test_calibration_is_a_low_quantile_of_leave_one_out_scores():
+def test_calibration_is_a_low_quantile_of_knn_leave_one_out_scores():
     rng = np.random.default_rng(0)
     refs = rng.normal(size=(50, 8)) + np.array([5.0] + [0.0] * 7)
     refs /= np.linalg.norm(refs, axis=1, keepdims=True)
-    threshold, loo = calibrate_threshold(refs, 0.1)
-    # Computed by hand for one reference: cosine to the normalized mean of the other 49.
-    others = refs[1:].sum(0)
-    assert loo[0] == pytest.approx(float(refs[0] @ others / np.linalg.norm(others)))
+    threshold, loo = calibrate_threshold(refs, 0.1, k=3)
+    # Computed by hand for one reference: the mean of its 3 largest cosines to the other 49.
+    sims = np.sort(refs[1:] @ refs[0])
+    assert loo[0] == pytest.approx(float(sims[-3:].mean()))
     assert (loo < threshold).mean() == pytest.approx(0.1, abs=0.03)
 
 
+def test_knn_scores_leave_each_reference_itself_out_and_cap_k():
+    refs = np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8]])
+    # Worked by hand: the nearest other reference of each is at cosine 0.8, 0.96, 0.96.
+    assert knn_scores(refs, refs, 1, leave_one_out=True).tolist() == pytest.approx([0.8, 0.96, 0.96])
+    assert knn_scores(refs, refs, 1).tolist() == pytest.approx([1.0, 1.0, 1.0])
+    # k larger than the references available: all of them (here the 2 others).
+    assert knn_scores(refs, refs, 10, leave_one_out=True)[0] == pytest.approx((0.8 + 0.6) / 2)
+
+
+def test_knn_follows_a_spread_domain_that_a_centroid_misses():
+    # A domain of two distant topics (like trivia: every question on another subject).
+    rng = np.random.default_rng(1)
+    a, b, off = np.eye(3)
+    refs = np.concatenate([a + 0.1 * rng.normal(size=(20, 3)), -a + 0.1 * rng.normal(size=(20, 3))])
+    refs /= np.linalg.norm(refs, axis=1, keepdims=True)
+    threshold, _ = calibrate_threshold(refs, 0.02, k=5)
+    in_domain, off_domain = knn_scores(np.stack([a, off]), refs, 5)
+    assert in_domain > threshold > off_domain
+    # The centroid of the two topics is near the origin: it would rank the two alike.
+    centroid = refs.mean(0)
+    assert abs(float(a @ centroid) - float(off @ centroid)) < 0.2
+
+
 FINANCE = [q + " " + a for q, a in CLEAN_QA]
+FINANCE_WORDS = "stock bond dividend index fund fees market shares interest rate tax portfolio yield broker equity".split()
+
+
+def finance_texts(n: int, seed: int) -> list[str]:
+    """Distinct texts of finance words. With the hashing embedder, shared words are all it
+    sees, so a domain must share vocabulary for its references to be near each other."""
+    rng = random.Random(seed)
+    return [" ".join(rng.sample(FINANCE_WORDS, 6)) + f" case{seed}x{i}" for i in range(n)]
+
+
 OFF = [
     "My cat likes to sleep on the warm windowsill all afternoon.",
     "Do you like pizza with pineapple or do you hate it?",
@@ -104,8 +137,8 @@ OFF = [
 
 def test_off_domain_flags_off_topic_text_and_reports_its_score():
     # Hashing embedder: shared words stand in for meaning. References share finance vocabulary.
-    refs = FINANCE * 2
-    recs = text_records(FINANCE[:4] + OFF)
+    refs = finance_texts(30, seed=0)
+    recs = text_records(finance_texts(4, seed=1) + OFF)
     ctx = context(domain=refs)
     found = list(OffDomainCheck().run(recs, ctx))
     assert {f.id for f in found} == {"t.jsonl:5", "t.jsonl:6", "t.jsonl:7"}
@@ -113,7 +146,21 @@ def test_off_domain_flags_off_topic_text_and_reports_its_score():
     threshold = ctx.extras["off_domain_threshold"]["value"]
     for f in found:
         assert f.details["score"] < threshold == f.details["threshold"]
+        assert f.code == "below domain threshold" and f.severity == "severe"
+        assert f"is {f.details['score']:.2f}, below the threshold {threshold:.2f}" in f.reason
+        assert "nearest domain references" in f.reason
     assert all(s >= threshold for s in scores[:4])
+
+
+def test_off_domain_counts_copied_references_once():
+    # A copy would be its reference's own nearest neighbour (similarity 1) and lift the threshold.
+    refs = finance_texts(30, seed=0)
+    once, twice = context(domain=refs), context(domain=refs * 3)
+    recs = text_records(finance_texts(4, seed=1) + OFF)
+    assert [f.id for f in OffDomainCheck().run(recs, once)] == [f.id for f in OffDomainCheck().run(recs, twice)]
+    assert once.extras["off_domain_threshold"] == twice.extras["off_domain_threshold"]
+    with pytest.raises(CheckNotRun, match="only 2 distinct"):
+        list(OffDomainCheck().run(recs, context(domain=FINANCE[:2] * 5)))
 
 
 def test_off_domain_user_threshold_and_domain_text():

@@ -154,7 +154,7 @@ def test_a_given_eval_file_is_the_test_set_as_it_stands(pipeline_config, tmp_pat
             for i in range(12)]  # fmt: skip
     test_file = tmp_path / "heldout.jsonl"
     test_file.write_text("".join(json.dumps(r) + "\n" for r in rows + rows[:3]))
-    cfg = pipeline_config(data={"eval_path": str(test_file)},
+    cfg = pipeline_config(data={"eval_path": str(test_file)}, train={"bf16": "auto"},
                           pipeline={"stages": {"lr_sweep": False, "tune": False, "report": False}})  # fmt: skip
     res = run(cfg)
     split = res.run_dir / "split"
@@ -165,3 +165,6 @@ def test_a_given_eval_file_is_the_test_set_as_it_stands(pipeline_config, tmp_pat
     assert info["counts"]["train"] + info["counts"]["val"] > 50  # nothing of the data file went to test
     ev = json.loads((res.run_dir / "evaluate/eval.json").read_text())
     assert ev["n_records"] == 15
+    from tuneproof.train import resolve_bf16
+
+    assert ev["details"]["bf16"] is resolve_bf16("auto", on_gpu=False)  # scoring follows train.bf16

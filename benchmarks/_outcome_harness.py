@@ -478,7 +478,15 @@ def run_suite(scenarios: list[Scenario], seeds: list[int], methods: list[str], r
                         data = prepare_data(sc, seed, work)
                         me = _min_effect(sc, seed, data, work / "runs")
                     assert me is not None
-                    row = _run_cell(sc, seed, m, lr, data, work, me, results, console)
+                    try:
+                        row = _run_cell(sc, seed, m, lr, data, work, me, results, console)
+                    except Exception as exc:  # one broken cell must not end a suite of hours; it reruns next time
+                        import traceback
+
+                        console.print(f"[red]cell {key} failed: {type(exc).__name__}: {exc}[/red]")
+                        append_result(results_dir / "errors.jsonl", {"cell": list(key), "error": f"{type(exc).__name__}: {exc}",
+                                                                     "traceback": traceback.format_exc()[-4000:], **conditions()})  # fmt: skip
+                        continue
                     if row is not None:
                         append_result(results, row)
                         done.add(cell_key(row))

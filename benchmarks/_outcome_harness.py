@@ -381,7 +381,8 @@ def _removed_origins(path: Path) -> dict[str, int]:
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
-                o = str(json.loads(line).get("origin", "?"))
+                row = json.loads(line)
+                o = str((row.get("record") or row).get("origin", "?"))
                 fam = o if o.endswith("flipped") else o.split("/")[0]
                 out[fam] = out.get(fam, 0) + 1
     return out

@@ -1,0 +1,147 @@
+"""Outcome benchmark: does tuneproof beat naive fine-tuning on real data, and how often does each fail?
+
+Four scenarios from real data, each with the failure real projects meet (data in
+``_outcome_data.py``; nothing is committed):
+
+1. ``qa``: closed-book QA, SmolLM2-135M LoRA on NQ-open mixed with chatterbot-corpus
+   chit-chat (and its duplicates) and Debian fortunes; exact match.
+2. ``sentiment``: MiniLM full fine-tune on Rotten Tomatoes with the ``plot`` rows left in
+   (coin-flip labels) and 10% of labels flipped; accuracy.
+3. ``spam``: MiniLM on SpamAssassin (subject + body), a small training set; accuracy.
+4. ``summarization``: SmolLM2 LoRA on XSum with fortunes injected; ROUGE-L.
+
+Per scenario and seed, every method is scored on the same clean test split that no
+method trains or tunes on, by the same code (``tuneproof.evaluate``: reference vs tuned,
+paired bootstrap, verdict):
+
+- ``naive``: raw data, lr 1e-5, the scenario's fixed epochs, no early stopping, no search;
+- ``tuneproof``: ``tuneproof run`` with its defaults (the scenario's budget knobs only);
+- ``tuneproof_nocurate``: the same with ``pipeline.stages: {audit: false, curate: false}``;
+- ``naive_matched``: naive with more epochs, matching tuneproof's compute (only when
+  tuneproof spent more than naive);
+- ``oracle``: per lr of a wide grid, one long early-stopped run whose every epoch snapshot
+  (and the early-stopped best checkpoint) is scored on test; the best on test is picked.
+  An upper bound no real user has.
+
+Results append to ``<results>/results.jsonl`` one finished cell at a time; a rerun skips
+finished cells. Run under the benchmark lock::
+
+    flock /tmp/tuneproof-bench.lock python benchmarks/outcome.py --quick
+    python benchmarks/outcome.py --quick --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _outcome_harness import METHODS, Scenario, read_results, run_suite  # noqa: E402
+from _outcome_report import summarize  # noqa: E402
+
+SCENARIOS = ("qa", "sentiment", "spam", "summarization")
+
+# Per scenario: data sizes and the budget knobs every method shares, quick and full.
+# epochs: naive's fixed epochs and tuneproof's final training budget (it stops early when
+# validation loss stops improving). sweep/tune: tuneproof's search budget, counted in its
+# compute. oracle: lrs x up to oracle_epochs (epoch snapshots of one early-stopped run per lr).
+BUDGETS = {
+    "quick": {
+        "qa": dict(size={"train": 240, "chatterbot": 80, "fortunes": 30, "test": 100, "refs": 100},
+                   max_length=80, batch_size=16, epochs=2, max_new_tokens=12,
+                   sweep_lrs=[1e-4, 3e-4, 1e-3], sweep_steps=5, tune_trials=2, tune_steps=8,
+                   oracle_lrs=[3e-4, 1e-3], oracle_epochs=2),
+        "sentiment": dict(size={"train": 1200, "test": 300, "refs": 100, "flip": 0.1},
+                          max_length=64, batch_size=32, epochs=2,
+                          sweep_lrs=[1e-5, 3e-5, 1e-4], sweep_steps=10, tune_trials=2, tune_steps=20,
+                          oracle_lrs=[3e-5, 1e-4], oracle_epochs=3),
+        "spam": dict(size={"train": 300, "test": 400}, max_length=128, batch_size=16, epochs=4,
+                     sweep_lrs=[1e-5, 3e-5, 1e-4], sweep_steps=8, tune_trials=2, tune_steps=15,
+                     oracle_lrs=[3e-5, 1e-4], oracle_epochs=5),
+        "summarization": dict(size={"train": 80, "fortunes": 20, "test": 40, "refs": 40, "article_chars": 500},
+                              max_length=160, batch_size=8, epochs=1, max_new_tokens=24,
+                              sweep_lrs=[1e-4, 3e-4, 1e-3], sweep_steps=3, tune_trials=2, tune_steps=4,
+                              oracle_lrs=[3e-4, 1e-3], oracle_epochs=2),
+    },
+    "full": {
+        "qa": dict(size={"train": 1500, "chatterbot": 600, "fortunes": 250, "test": 150, "refs": 100},
+                   max_length=96, batch_size=16, epochs=2, max_new_tokens=12,
+                   sweep_lrs=None, sweep_steps=15, tune_trials=6, tune_steps=40,
+                   oracle_lrs=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3], oracle_epochs=4),
+        "sentiment": dict(size={"train": 5000, "test": 1000, "refs": 100, "flip": 0.1},
+                          max_length=64, batch_size=32, epochs=3,
+                          sweep_lrs=None, sweep_steps=20, tune_trials=6, tune_steps=60,
+                          oracle_lrs=[1e-5, 3e-5, 1e-4, 3e-4], oracle_epochs=4),
+        "spam": dict(size={"train": 500, "test": 1000}, max_length=128, batch_size=16, epochs=5,
+                     sweep_lrs=None, sweep_steps=15, tune_trials=6, tune_steps=30,
+                     oracle_lrs=[1e-5, 3e-5, 1e-4, 3e-4], oracle_epochs=8),
+        "summarization": dict(size={"train": 600, "fortunes": 120, "test": 150, "refs": 100, "article_chars": 1600},
+                              max_length=384, batch_size=8, epochs=2, max_new_tokens=40,
+                              sweep_lrs=None, sweep_steps=10, tune_trials=4, tune_steps=25,
+                              oracle_lrs=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3], oracle_epochs=3),
+    },
+}
+_TASK = {"qa": ("sft", "exact_match", "smollm2-135m", "lora"), "sentiment": ("classification", "accuracy", "minilm", "full"),
+         "spam": ("classification", "accuracy", "minilm", "full"), "summarization": ("sft", "rouge_l", "smollm2-135m", "lora")}  # fmt: skip
+
+
+def make_scenario(name: str, suite: str) -> Scenario:
+    from _outcome_data import build_scenario
+
+    b = dict(BUDGETS[suite][name])
+    size = b.pop("size")
+    task, metric, model, method = _TASK[name]
+    return Scenario(name=name, task=task, metric=metric, model=model, method=method,
+                    build=lambda out, seed: build_scenario(name, out, seed=seed, size=size), **b)  # fmt: skip
+
+
+def _default_results(suite: str) -> Path:
+    root = Path(os.environ.get("TUNEPROOF_CACHE", Path.home() / ".cache" / "tuneproof"))
+    return root / "outcome" / suite
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one seed, small data and budgets (< 30 min on 2 cores)")
+    ap.add_argument("--seeds", default=None, help="comma list; default 0 with --quick, else 0,1,2")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--results", type=Path, default=None, help="results dir (default ~/.cache/tuneproof/outcome/<suite>)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--report-only", action="store_true", help="print the tables from results.jsonl, run nothing")
+    args = ap.parse_args(argv)
+
+    suite = "quick" if args.quick else "full"
+    results = args.results or _default_results(suite)
+    seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
+    names = [s for s in args.scenarios.split(",") if s]
+    methods = [m for m in args.methods.split(",") if m]
+    bad = [n for n in names if n not in SCENARIOS] + [m for m in methods if m not in METHODS]
+    if bad:
+        ap.error(f"unknown scenario/method {bad}; scenarios {SCENARIOS}, methods {METHODS}")
+    if not args.report_only:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import torch
+        from rich.console import Console
+
+        torch.set_num_threads(args.threads)
+        console = Console(stderr=True)
+        print(f"outcome benchmark, suite {suite}: scenarios {names}, seeds {seeds}, methods {methods}; "
+              f"results {results / 'results.jsonl'}; threads {torch.get_num_threads()}, load {os.getloadavg()}")  # fmt: skip
+        for n in names:
+            print(f"  {n} knobs: {BUDGETS[suite][n]}")
+        t0 = time.perf_counter()
+        ran = run_suite([make_scenario(n, suite) for n in names], seeds, methods, results, console, suite=suite)
+        print(f"ran {len(ran)} cell(s) in {(time.perf_counter() - t0) / 60:.1f} min; load now {os.getloadavg()}")
+    rows = [r for r in read_results(results / "results.jsonl") if r["scenario"] in names and r["seed"] in seeds]
+    print(summarize(rows) if rows else f"no results yet in {results / 'results.jsonl'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Plumbing of benchmarks/outcome.py on a synthetic scenario with the tiny random Llama and BERT.
+
+Checks that every method's cell is written, that a second call runs nothing (resume),
+that the tables come out, and that the oracle's cheaper scorer (reference scored once)
+gives the same numbers as a full ``tuneproof.evaluate`` call. No real data is fetched.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+WORDS = "the capital of france is paris rome madrid water boils at one hundred degrees sun rises in east".split()
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _qa_build(out: Path, seed: int) -> dict:
+    rng = random.Random(seed)
+
+    def row() -> dict:
+        answer = " ".join(rng.choice(WORDS) for _ in range(2))
+        return {"prompt": " ".join(rng.choice(WORDS) for _ in range(6)), "completion": answer, "answers": [answer]}
+
+    pool = [{**row(), "origin": "clean"} for _ in range(48)]
+    pool += [{**pool[0], "origin": "dup"}] * 4
+    _write(out / "pool.jsonl", pool)
+    _write(out / "test.jsonl", [row() for _ in range(12)])
+    return {"pool": len(pool)}
+
+
+def _cls_build(out: Path, seed: int) -> dict:
+    rng = random.Random(seed)
+    good, bad = "wonderful moving funny".split(), "dull slow long".split()
+
+    def row() -> dict:
+        label = rng.choice(["pos", "neg"])
+        words = [rng.choice(good if label == "pos" else bad) for _ in range(3)] + [rng.choice(WORDS) for _ in range(3)]
+        return {"text": " ".join(words), "label": label}
+
+    _write(out / "pool.jsonl", [{**row(), "origin": "clean"} for _ in range(60)])
+    _write(out / "test.jsonl", [row() for _ in range(16)])
+    return {}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # On this shared 2-core machine two torch threads next to another busy process made a
+    # tiny-Llama step 0.87 s instead of 5 ms (measured); one thread keeps the test fast.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def scenarios(tiny_llama_dir, tiny_bert_dir):
+    from _outcome_harness import Scenario
+
+    cheap_audit = {"checks": ["exact_duplicate", "near_duplicate", "low_quality", "too_long"]}
+    common = dict(sweep_lrs=[1e-4, 1e-3, 1e-2], sweep_steps=2, tune_trials=2, tune_steps=2, bf16=False, audit=cheap_audit)
+    qa = Scenario(name="tinyqa", task="sft", metric="token_f1", model=str(tiny_llama_dir), method="lora", build=_qa_build,
+                  max_length=48, batch_size=8, epochs=1, max_new_tokens=3, oracle_lrs=[1e-3, 1e-2], oracle_epochs=2,
+                  **common)  # fmt: skip
+    cls = Scenario(name="tinycls", task="classification", metric="accuracy", model=str(tiny_bert_dir), method="full",
+                   build=_cls_build, max_length=16, batch_size=8, epochs=1, oracle_lrs=[1e-3, 1e-2], oracle_epochs=2,
+                   **common)  # fmt: skip
+    return qa, cls
+
+
+def test_suite_writes_every_cell_resumes_and_summarizes(scenarios, tmp_path):
+    from rich.console import Console
+
+    from _outcome_harness import METHODS, read_results, run_suite, score_tuned_only
+    from _outcome_report import summarize
+
+    qa, cls = scenarios
+    console = Console(stderr=True, quiet=True)
+    ran = run_suite([qa], [0], list(METHODS), tmp_path, console)
+    ran += run_suite([cls], [0], ["naive", "oracle"], tmp_path, console)
+    rows = read_results(tmp_path / "results.jsonl")
+    assert len(rows) == len(ran)
+    got = {(r["scenario"], r["method"], r.get("lr")) for r in rows}
+    for m in ("naive", "tuneproof", "tuneproof_nocurate", "naive_matched", "oracle"):
+        assert ("tinyqa", m, None) in got, m
+    assert ("tinyqa", "oracle_point", 1e-3) in got and ("tinyqa", "oracle_point", 1e-2) in got
+    assert ("tinycls", "oracle", None) in got and ("tinycls", "naive", None) in got
+
+    by = {(r["scenario"], r["method"]): r for r in rows if r["method"] != "oracle_point"}
+    tp, naive = by[("tinyqa", "tuneproof")], by[("tinyqa", "naive")]
+    # tuneproof's compute counts the sweep (3 x 2 steps), both trials and the final training
+    parts = tp["compute"]["parts"]
+    assert parts["lr_sweep"]["steps"] == 6 and parts["tune"]["runs"] == 2 and parts["train"]["steps"] >= 1
+    assert tp["compute"]["tokens"] > parts["train"]["tokens"] > 0 and naive["compute"]["tokens"] > 0
+    assert isinstance(tp["shipped"], bool) and tp["details"]["curate"]["removed"] >= 3  # the planted duplicates
+    # naive_matched ran with more epochs when tuneproof spent more (it always does here)
+    matched = by[("tinyqa", "naive_matched")]
+    assert matched["details"]["epochs"] > naive["details"]["epochs"]
+    assert matched["compute"]["tokens"] > naive["compute"]["tokens"]
+    oracle = by[("tinyqa", "oracle")]
+    assert oracle["details"]["best_lr"] in (1e-3, 1e-2) and oracle["compute"]["steps"] > 0
+    pts = [r for r in rows if r["method"] == "oracle_point" and r["scenario"] == "tinyqa"]
+    assert all(any(c["candidate"].startswith("epoch") for c in p["candidates"]) for p in pts)
+
+    # resume: nothing left to run
+    assert run_suite([qa], [0], list(METHODS), tmp_path, console) == []
+    assert run_suite([cls], [0], ["naive", "oracle"], tmp_path, console) == []
+
+    # the oracle's scorer reproduces a full evaluate() of the same model, for both tasks
+    for sc, key in ((qa, "tinyqa"), (cls, "tinycls")):
+        work = tmp_path / "work" / f"{key}-s0"
+        data = {"test": work / "data" / "test.jsonl", "naive_train": work / "data" / "naive_train.jsonl"}
+        row = by[(key, "naive")]
+        again = score_tuned_only(sc, 0, work / "naive" / "train" / "model", data, Path(row["eval_dir"]) / "records.jsonl",
+                                 row["min_effect"])  # fmt: skip
+        for k in ("test_metric", "reference_metric", "ci_low", "ci_high", "verdict"):
+            assert again[k] == pytest.approx(row[k]) if isinstance(row[k], float) else again[k] == row[k], (key, k)
+
+    text = summarize(rows)
+    for needle in ("FAILURE", "decision accuracy", "tuneproof_nocurate", "wins at <= 1.5x compute", "train tokens", "tinycls"):
+        assert needle in text, needle

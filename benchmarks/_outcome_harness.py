@@ -264,12 +264,18 @@ def full_evaluate(sc: Scenario, seed: int, model_dir: Path, data: dict[str, Path
     """`tuneproof.evaluate` exactly as the pipeline calls it (reference rescored, bootstrap, verdict)."""
     from tuneproof.evaluate import evaluate
 
-    # bf16=False: the pipeline's run_evaluate calls resolve_bf16("auto") without on_gpu, the
-    # TypeError is suppressed, so every pipeline evaluation runs in fp32. Same here, for parity.
+    # Scoring precision as the pipeline's run_evaluate chooses it (train.bf16 on the CPU), for
+    # parity. (Before 2026-11-30 03:30 UTC the pipeline scored in fp32 by a bug, and so did this.)
     evaluate(sc.model, model_dir, data["test"], out, task=sc.task, config=_eval_config(sc, me),
              train=data["naive_train"] if sc.task == "classification" else None, seed=seed,
-             max_length=sc.max_length, bf16=False, console=console)  # fmt: skip
+             max_length=sc.max_length, bf16=scoring_bf16(sc), console=console)  # fmt: skip
     return json.loads((out / "eval.json").read_text())
+
+
+def scoring_bf16(sc: Scenario) -> bool:
+    from tuneproof.train import resolve_bf16
+
+    return resolve_bf16(sc.bf16, on_gpu=False)
 
 
 def _reference_scores(records_jsonl: Path, metric: str) -> tuple[str, list[float]]:
@@ -305,11 +311,11 @@ def score_tuned_only(sc: Scenario, seed: int, model_dir: Path, data: dict[str, P
         model, tok = load_tuned(model_dir, sc.model, "sft", seed=seed)
         model.eval()
         if sc.metric == "nll":
-            nll, _, _ = score_nll(model, tok, examples, max_length=sc.max_length, batch_size=8, bf16=False)
+            nll, _, _ = score_nll(model, tok, examples, max_length=sc.max_length, batch_size=8, bf16=scoring_bf16(sc))
             tuned = np.asarray(nll)
         else:
             outs, _ = generate(model, tok, examples, max_new_tokens=sc.max_new_tokens, max_length=sc.max_length,
-                               batch_size=8, bf16=False)  # fmt: skip
+                               batch_size=8, bf16=scoring_bf16(sc))  # fmt: skip
             tuned = generation_scores(outs, [ex.references for ex in examples], sc.metric)[sc.metric]
     else:
         from tuneproof.evaluate._classify import label_ids, predict_proba

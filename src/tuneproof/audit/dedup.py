@@ -81,7 +81,10 @@ class MinHasher:
 
     def shingles(self, text: str) -> np.ndarray:
         """The sorted unique 64-bit hashes of the text's word shingles (empty if no words)."""
-        toks = words(text)
+        return self.token_shingles(words(text))
+
+    def token_shingles(self, toks: list[str]) -> np.ndarray:
+        """:meth:`shingles` of an already tokenized text (:func:`words`)."""
         if not toks:
             return np.empty(0, dtype=np.uint64)
         vocab = self._vocab
@@ -217,7 +220,7 @@ def near_duplicate_pairs(
     """
     hasher = MinHasher(config.num_perm, config.shingle_size)
     toks = strip_shared_affixes([words(t) for t in texts])
-    sets = [hasher.shingles(" ".join(t)) for t in track(toks, "near duplicates: shingling", progress)]
+    sets = [hasher.token_shingles(t) for t in track(toks, "near duplicates: shingling", progress)]
     # Texts under MIN_WORDS words are left to exact dedup: two words in common say nothing.
     nonempty = np.array([i for i, s in enumerate(sets) if len(s) and len(toks[i]) >= MIN_WORDS], dtype=np.int64)
     if len(nonempty) < 2:

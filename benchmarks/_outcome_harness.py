@@ -334,6 +334,20 @@ def score_tuned_only(sc: Scenario, seed: int, model_dir: Path, data: dict[str, P
     return _ev_row(ev)
 
 
+def score_candidate(sc: Scenario, seed: int, model_dir: Path, data: dict[str, Path], work: Path, me: float,
+                    console: Any) -> dict[str, Any]:  # fmt: skip
+    """Score a model trained outside the pipeline (naive, oracle) on the scenario's test file.
+
+    The first call per (scenario, seed) runs the full `evaluate` into ``work/reference``; later
+    calls reuse its reference scores (base generations or the probe), which are the same for
+    every such model, and score only the tuned side.
+    """
+    ref_records = work / "reference" / "records.jsonl"
+    if not ref_records.is_file():
+        return _ev_row(full_evaluate(sc, seed, model_dir, data, work / "reference", me, console))
+    return score_tuned_only(sc, seed, model_dir, data, ref_records, me)
+
+
 # ---- methods ----------------------------------------------------------------------------
 
 
@@ -351,10 +365,10 @@ def run_naive(sc: Scenario, seed: int, data: dict[str, Path], work: Path, me: fl
     cfg = _train_config(sc, seed, data, work / "runs", f"{sc.name}-s{seed}-{tag}", lr=NAIVE_LR, epochs=epochs,
                         early_stopping=False, eval_steps=max(1, total // 2))  # fmt: skip
     res = train(cfg, output_dir=out / "train", console=console)
-    ev = full_evaluate(sc, seed, res.model_dir, data, out / "evaluate", me, console)
+    ev = score_candidate(sc, seed, res.model_dir, data, work, me, console)
     shutil.rmtree(out / "train" / "checkpoints", ignore_errors=True)
-    return {**_ev_row(ev), "compute": _train_compute(res, sc.batch_size), "details": {"lr": NAIVE_LR, "epochs": epochs},
-            "eval_dir": str(out / "evaluate")}  # fmt: skip
+    return {**ev, "compute": _train_compute(res, sc.batch_size), "details": {"lr": NAIVE_LR, "epochs": epochs},
+            "eval_dir": str(work / "reference")}  # fmt: skip
 
 
 def run_tuneproof(sc: Scenario, seed: int, data: dict[str, Path], work: Path, console: Any, *, curate: bool) -> dict[str, Any]:
@@ -431,13 +445,9 @@ def run_oracle_point(sc: Scenario, seed: int, lr: float, data: dict[str, Path], 
         for f in res.model_dir.iterdir():
             if f.is_file() and not (d / f.name).exists():
                 shutil.copy2(f, d / f.name)
-    ref_records = work / "reference" / "records.jsonl"
     scored = []
     for label, step, d in cands:
-        if not ref_records.is_file():
-            ev = _ev_row(full_evaluate(sc, seed, d, data, work / "reference", me, console))
-        else:
-            ev = score_tuned_only(sc, seed, d, data, ref_records, me)
+        ev = score_candidate(sc, seed, d, data, work, me, console)
         scored.append({"candidate": label, "step": step, **ev})
         console.print(f"  oracle lr {lr:g} {label}: {sc.metric} {ev['test_metric']:.4f} (delta {ev['delta']:+.4f}, "
                       f"CI [{ev['ci_low']:+.4f}, {ev['ci_high']:+.4f}], {ev['verdict']})", highlight=False)  # fmt: skip

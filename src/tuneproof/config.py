@@ -284,6 +284,11 @@ class SearchConfig(_Section):
         description="evaluations a trial may go without improving before the pruner may stop it "
         "(validation curves are noisy; 0 is the most aggressive)",
     )
+    baseline_first: bool = Field(
+        default=True,
+        description="run the sweep's best lr with the config's own values as trial 0, so that a short search "
+        "always has the measured sweep winner to beat",
+    )
     storage: str | None = Field(
         default=None,
         description="Optuna storage URL; unset means sqlite in the run directory; "

@@ -47,3 +47,22 @@ def test_bad_grids_are_refused_before_training(search_config, lrs, tmp_path):
     with pytest.raises(ConfigError, match="at least 3 distinct rates"):
         lr_sweep(search_config(), lrs=lrs)
     assert not (tmp_path / "runs" / "t" / "lr_sweep").exists()
+
+
+def test_recommended_range_never_extends_past_the_usual_range_above_what_was_measured():
+    from tuneproof.search import recommend_range
+
+    # Full fine-tuning, best at the top edge of a grid that already reaches the usual ceiling (1e-4):
+    # the search stays at or below the best measured rate (short-horizon bias).
+    low, high, capped = recommend_range([1e-5, 3e-5, 1e-4], 2, "full")
+    assert (low, high, capped) == (3e-5, 1e-4, True)
+    # LoRA, best 1e-3 (above LoRA's usual 5e-4): 1e-3 stays searchable, 3e-3 is not.
+    low, high, capped = recommend_range([1e-4, 3e-4, 1e-3], 2, "lora")
+    assert (low, high, capped) == (3e-4, 1e-3, True)
+    # Inside the usual range the extension stands, and the low edge always extends.
+    low, high, capped = recommend_range([1e-7, 1e-6, 1e-5], 2, "full")
+    assert high == pytest.approx(1e-4) and not capped
+    low, high, capped = recommend_range([1e-4, 3e-4, 1e-3], 0, "lora")
+    assert low == pytest.approx(1e-4 / 3) and high == 3e-4 and not capped
+    # An interior best: its neighbours.
+    assert recommend_range([1e-5, 3e-5, 1e-4, 3e-4], 1, "full") == (1e-5, 1e-4, False)

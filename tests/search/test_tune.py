@@ -151,3 +151,24 @@ def test_a_trial_that_raises_is_recorded_as_failed_and_the_study_goes_on(search_
     trials = json.loads(res.trials_json.read_text())["trials"]
     assert trials[0]["state"] == "FAIL" and "out of memory (simulated)" in trials[0]["user_attrs"]["error"]
     assert res.counts == {"FAIL": 1, "COMPLETE": 2}
+
+
+def test_the_first_trial_is_the_sweeps_best_rate_with_the_configs_values(search_config):
+    cfg = search_config(search={"pruner": "none"})
+    run_dir = load_config(cfg).run_dir
+    (run_dir / "lr_sweep").mkdir(parents=True)
+    (run_dir / "lr_sweep" / "lr_sweep.json").write_text(
+        json.dumps({"best_lr": 3e-4, "recommended": {"low": 1e-4, "high": 1e-3, "log": True}})
+    )
+    res = tune(cfg, n_trials=2)
+    trials = json.loads(res.trials_json.read_text())["trials"]
+    first = trials[0]["params"]
+    assert first["lr"] == 3e-4 and first["batch_size"] == 4 and first["weight_decay"] == load_config(cfg).train.weight_decay
+    assert trials[1]["params"]["lr"] != 3e-4 and 1e-4 <= trials[1]["params"]["lr"] <= 1e-3
+    # switched off: trial 0 is a draw like any other
+    cfg2 = {**search_config(search={"pruner": "none", "baseline_first": False}), "name": "t2"}
+    run2 = load_config(cfg2).run_dir
+    (run2 / "lr_sweep").mkdir(parents=True)
+    (run2 / "lr_sweep" / "lr_sweep.json").write_text((run_dir / "lr_sweep" / "lr_sweep.json").read_text())
+    res2 = tune(cfg2, n_trials=1)
+    assert json.loads(res2.trials_json.read_text())["trials"][0]["params"]["lr"] != 3e-4

@@ -17,9 +17,9 @@ Example:
 
 from __future__ import annotations
 
-from tuneproof.search._space import DEFAULT_LR_RANGE, PARAM_TARGETS, apply_params, default_space, resolve_space
+from tuneproof.search._space import DEFAULT_LR_RANGE, PARAM_TARGETS, apply_params, baseline_params, default_space, resolve_space
 from tuneproof.search._storage import open_storage, redact, resolve_url
-from tuneproof.search._sweep import DEFAULT_SWEEP_GRID, SweepResult, lr_sweep
+from tuneproof.search._sweep import DEFAULT_SWEEP_GRID, SweepResult, lr_sweep, recommend_range
 from tuneproof.search._tune import TuneResult, tune
 
 __all__ = [
@@ -29,9 +29,11 @@ __all__ = [
     "SweepResult",
     "TuneResult",
     "apply_params",
+    "baseline_params",
     "default_space",
     "lr_sweep",
     "open_storage",
+    "recommend_range",
     "redact",
     "resolve_space",
     "resolve_url",

@@ -10,7 +10,8 @@ from typing import Any
 from tuneproof.config import ParamRange, RunConfig, load_config
 from tuneproof.errors import ConfigError
 
-__all__ = ["DEFAULT_LR_RANGE", "PARAM_TARGETS", "SearchSpace", "default_space", "apply_params", "resolve_space", "suggest"]
+__all__ = ["DEFAULT_LR_RANGE", "PARAM_TARGETS", "SearchSpace", "apply_params", "baseline_params", "default_space", "resolve_space",
+           "suggest"]
 
 # Where each searchable name lands in the run config.
 PARAM_TARGETS = {
@@ -141,4 +142,37 @@ def apply_params(config: dict[str, Any], params: dict[str, Any]) -> dict[str, An
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = _cast(name, value)
+    return out
+
+
+def baseline_params(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
+    """The known-good starting point: the sweep's best lr and the config's own values.
+
+    ``tune`` runs it as its first trial, so that a short search (whose first trials are
+    random draws) always has the measured sweep winner to beat. A dimension whose config
+    value lies outside the space is left out (Optuna draws it).
+    """
+    base = cfg.model_dump(mode="json")
+    values: dict[str, Any] = {}
+    for name in space:
+        node: Any = base
+        for key in PARAM_TARGETS[name].split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        values[name] = node
+    path = cfg.run_dir / "lr_sweep" / "lr_sweep.json"
+    if "lr" in space and path.is_file():
+        try:
+            values["lr"] = float(json.loads(path.read_text())["best_lr"])
+        except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+            pass  # resolve_space reports an unreadable sweep
+    if "epochs" in values and isinstance(values["epochs"], (int, float)):
+        values["epochs"] = math.ceil(values["epochs"])
+    out = {}
+    for name, value in values.items():
+        rng = space[name]
+        if rng.choices is not None:
+            if value in rng.choices:
+                out[name] = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and rng.low <= value <= rng.high:
+            out[name] = _cast(name, value)
     return out

@@ -18,8 +18,9 @@ from typing import Any
 
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import ConfigError, TuneproofError
+from tuneproof.search._space import DEFAULT_LR_RANGE
 
-__all__ = ["DEFAULT_SWEEP_GRID", "SweepResult", "lr_sweep"]
+__all__ = ["DEFAULT_SWEEP_GRID", "SweepResult", "lr_sweep", "recommend_range"]
 
 # One decade wider than the tune defaults on each side, half-decade steps.
 DEFAULT_SWEEP_GRID = {
@@ -72,6 +73,31 @@ def _grid(lrs: Sequence[float] | None, method: str) -> list[float]:
              + (f"; {bad} out of range" if bad else "") + ". Fix: pass e.g. lrs=[1e-5, 1e-4, 1e-3]."],
         )  # fmt: skip
     return grid
+
+
+def recommend_range(grid: Sequence[float], best_i: int, method: str) -> tuple[float, float, bool]:
+    """The lr range ``tune`` searches: the swept neighbours of the best rate.
+
+    At an edge the range extends one grid step past it, but never upward past the method's
+    usual range (:data:`DEFAULT_LR_RANGE`) beyond the best rate measured. Short runs favour
+    high rates (short-horizon bias): a rate that wins after a few steps can be unstable over
+    the full training (full fine-tuning at 2.6e-4, an unmeasured extension, collapsed MiniLM
+    to the majority class in the outcome benchmark, issue 8).
+
+    Returns:
+        ``(low, high, capped)``; ``capped`` is true when the ceiling cut the extension.
+    """
+    best = grid[best_i]
+    low = grid[best_i - 1] if best_i > 0 else best / (grid[1] / grid[0])
+    high = grid[best_i + 1] if best_i < len(grid) - 1 else min(MAX_LR, best * (grid[-1] / grid[-2]))
+    capped = False
+    if best_i == len(grid) - 1:
+        ceiling = max(best, DEFAULT_LR_RANGE[method][1])
+        capped = high > ceiling * (1 + 1e-9)  # not float noise
+        high = min(high, ceiling)
+    if high <= low:  # the best is at (or past) MAX_LR already
+        low = high / (grid[-1] / grid[-2])
+    return low, high, capped
 
 
 def lr_sweep(
@@ -172,16 +198,17 @@ def lr_sweep(
         best_i = min(range(len(points)), key=lambda j: points[j]["val_loss"] if points[j]["status"] == "ok" else math.inf)
         best = grid[best_i]
         edge, warning = None, None
-        low = grid[best_i - 1] if best_i > 0 else best / (grid[1] / grid[0])
-        high = grid[best_i + 1] if best_i < len(grid) - 1 else min(MAX_LR, best * (grid[-1] / grid[-2]))
-        if high <= low:  # the best is at (or past) MAX_LR already
-            low = high / (grid[-1] / grid[-2])
+        low, high, capped = recommend_range(grid, best_i, cfg.model.method)
         if best_i == 0 or best_i == len(grid) - 1:
             edge = "low" if best_i == 0 else "high"
+            how = (
+                "the recommended range stops at it: rates above the method's usual range are only searched when the "
+                "sweep measured them" if capped else "the recommended range extends one step past it"
+            )
             warning = (
                 f"the best rate {best:g} is the {'smallest' if edge == 'low' else 'largest'} swept, so the optimum may lie "
-                f"{'below' if edge == 'low' else 'above'} the range; the recommended range extends one step past it. "
-                f"Fix: sweep {'lower' if edge == 'low' else 'higher'} rates, e.g. lrs=[{low / 10:g}, ..., {high:g}]."
+                f"{'below' if edge == 'low' else 'above'} the range; {how}. "
+                f"Fix: sweep {'lower' if edge == 'low' else 'higher'} rates, e.g. lrs=[{low / 10:g}, ..., {high * 3:g}]."
             )
             console.print(f"[yellow]warning: {warning}[/yellow]")
         result = SweepResult(

@@ -168,6 +168,13 @@ class _Search:
         study = optuna.create_study(
             study_name=self.name, storage=self.store, direction="minimize", pruner=pruner, load_if_exists=True
         )
+        if not study.trials and cfg.search.baseline_first:
+            from tuneproof.search._space import baseline_params
+
+            first = baseline_params(cfg, self.space)
+            if first:
+                study.enqueue_trial(first, user_attrs={"baseline": True})
+                self.console.print("trial 0 is the baseline: " + ", ".join(f"{k}={_fmt(v)}" for k, v in first.items()))
         done = _count(study, _DONE_STATES)
         # A different seed per start, so that a second worker (or a resumed study) does not
         # replay the first one's random startup points; deterministic for a given history.

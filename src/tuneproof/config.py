@@ -199,7 +199,7 @@ class OverfitGuardConfig(_Section):
         default=0.5,
         gt=0,
         description="flag when (val loss - train loss) has grown by more than this (in nats) "
-        "since the first evaluation",
+        "since the first evaluation and validation loss has stopped improving",
     )
 
 

@@ -54,7 +54,10 @@ def check_overfitting(points: list[EvalPoint], *, patience: int, max_gap_increas
     1. ``rising_val_loss``: validation loss rose at each of the last ``patience``
        evaluations while training loss fell over the same evaluations.
     2. ``gap``: the gap ``val - train`` has grown by more than ``max_gap_increase`` since
-       the first evaluation.
+       the first evaluation, and validation loss has stalled: none of the last ``patience``
+       evaluations beat the best before them. A gap that grows while validation loss still
+       improves is the ordinary generalization gap (the first evaluation's training loss
+       also averages the untrained first steps, so the gap starts low), not overfitting.
 
     The first evaluation at which a rule holds is the detection step.
 
@@ -94,12 +97,18 @@ def _rule_at(points: list[EvalPoint], patience: int, max_gap_increase: float) ->
                 f"{last.step}) while training loss fell to {last.train_loss:.4f}"
             )
     growth = last.gap - points[0].gap
-    if growth > max_gap_increase:
+    if growth > max_gap_increase and _val_stalled(points, patience):
         return "gap", (
             f"the gap between validation and training loss grew by {growth:.3f} (from {points[0].gap:.3f} to "
             f"{last.gap:.3f}) by step {last.step}, more than the allowed {max_gap_increase:g}"
         )
     return None
+
+
+def _val_stalled(points: list[EvalPoint], patience: int) -> bool:
+    if len(points) <= patience:
+        return False
+    return min(p.val_loss for p in points[-patience:]) >= min(p.val_loss for p in points[:-patience])
 
 
 class OverfitGuard(TrainerCallback):

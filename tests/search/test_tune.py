@@ -172,3 +172,22 @@ def test_the_first_trial_is_the_sweeps_best_rate_with_the_configs_values(search_
     (run2 / "lr_sweep" / "lr_sweep.json").write_text((run_dir / "lr_sweep" / "lr_sweep.json").read_text())
     res2 = tune(cfg2, n_trials=1)
     assert json.loads(res2.trials_json.read_text())["trials"][0]["params"]["lr"] != 3e-4
+
+
+def test_trials_at_another_batch_size_see_the_same_examples(search_config):
+    from tuneproof.search._tune import equal_examples
+
+    base = load_config(search_config()).model_dump(mode="json")  # batch 4, 6 steps, eval every 2
+    big = {**base, "train": {**base["train"], "batch_size": 8}}
+    cfg, scale = equal_examples(big, base)
+    assert scale == 2 and cfg["train"]["max_steps"] == 3 and cfg["train"]["eval_steps"] == 1
+    small = {**base, "train": {**base["train"], "batch_size": 2}}
+    cfg, scale = equal_examples(small, base)
+    assert scale == 0.5 and cfg["train"]["max_steps"] == 12 and cfg["train"]["eval_steps"] == 4
+    # end to end: every trial reports at steps 2, 4, 6 of the config's batch, whatever its own batch
+    res = tune(search_config(search={"pruner": "none"}), n_trials=4)
+    trials = json.loads(res.trials_json.read_text())["trials"]
+    assert len({t["params"]["batch_size"] for t in trials}) > 1
+    for t in trials:
+        assert [p[0] for p in t["curve"]] == [2, 4, 6], t
+        assert t["user_attrs"]["global_step"] == 6 * 4 // t["params"]["batch_size"]

@@ -57,11 +57,13 @@ class OptunaPruningCallback(TrainerCallback):
             verdict with every rank; identity when not distributed.
     """
 
-    def __init__(self, trial: Any, decide: Any = None) -> None:
+    def __init__(self, trial: Any, decide: Any = None, step_scale: float = 1.0) -> None:
         self.trial = trial
         self.decide = decide or (lambda verdict: bool(verdict))
+        self.step_scale = step_scale  # reports in steps at the config's batch size (equal examples)
         self.reported: list[tuple[int, float]] = []
         self.seen: set[int] = set()
+        self.last_step: int | None = None
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kw: Any) -> None:
         import optuna
@@ -72,10 +74,12 @@ class OptunaPruningCallback(TrainerCallback):
         if state.global_step in self.seen:
             return
         self.seen.add(state.global_step)
-        if self.trial is not None and metrics and "eval_loss" in metrics:
+        self.last_step = state.global_step  # the trial's own step (the pruner sees ``step``)
+        step = max(1, round(state.global_step * self.step_scale))
+        if self.trial is not None and metrics and "eval_loss" in metrics and all(s != step for s, _ in self.reported):
             loss = float(metrics["eval_loss"])
-            self.trial.report(loss, state.global_step)
-            self.reported.append((state.global_step, loss))
+            self.trial.report(loss, step)
+            self.reported.append((step, loss))
             verdict = self.trial.should_prune()
         if self.decide(verdict):
             raise optuna.TrialPruned(f"pruned at step {state.global_step}")

@@ -134,6 +134,24 @@ def tune(
     return search.run(new=new)
 
 
+def equal_examples(trial: dict[str, Any], base: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """A trial's config with its step budget scaled so it sees the examples the config's batch would.
+
+    A step budget (``train.max_steps``) means examples = steps x batch: without scaling, a
+    trial at twice the batch sees twice the data in its short run and wins on validation
+    loss for that reason alone, although the final training (a fixed number of examples)
+    then gets half the updates. Returns the config and the factor (trial batch / config
+    batch) that converts the trial's steps to steps at the config's batch, for the pruner.
+    """
+    t, b = trial["train"], base["train"]
+    scale = (t["batch_size"] * t.get("grad_accum", 1)) / (b["batch_size"] * b.get("grad_accum", 1))
+    if scale != 1:
+        for k in ("max_steps", "eval_steps"):
+            if t.get(k):
+                t[k] = max(1, round(b[k] / scale))
+    return trial, scale
+
+
 class _Search:
     def __init__(self, cfg: RunConfig, space: dict, origin: dict, store: Any, shown_url: str, name: str, target: int, console: Any) -> None:
         self.cfg, self.space, self.origin, self.store = cfg, space, origin, store
@@ -242,17 +260,20 @@ class _Search:
         out = self.out / "trials" / f"trial-{trial.number:04d}"
         out.mkdir(parents=True, exist_ok=True)
         (out / "params.json").write_text(json.dumps(params))  # what this rank trained with
-        callback = OptunaPruningCallback(trial, decide=_dist.share)
+        trial_cfg, scale = equal_examples(apply_params(self.base, params), self.base)
+        callback = OptunaPruningCallback(trial, decide=_dist.share, step_scale=scale)
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
-        self.console.print(f"trial {trial.number}: {shown}")
+        steps_note = f" ({trial_cfg['train']['max_steps']} steps: the examples of {self.base['train']['max_steps']} at the config's batch)" \
+            if scale != 1 and trial_cfg["train"].get("max_steps") else ""
+        self.console.print(f"trial {trial.number}: {shown}{steps_note}")
         tags = {"optuna.trial": trial.number, "optuna.study": self.name, **{f"trial.{k}": v for k, v in params.items()}}
         try:
             res = train(
-                apply_params(self.base, params), callbacks=[callback], parent_run_id=self.parent_id, output_dir=out,
+                trial_cfg, callbacks=[callback], parent_run_id=self.parent_id, output_dir=out,
                 run_name=f"{self.cfg.name}/trial-{trial.number}", console=self.console,
             )  # fmt: skip
         except optuna.TrialPruned:
-            step = callback.reported[-1][0] if callback.reported else None
+            step = callback.last_step
             trial.set_user_attr("pruned_at_step", step)
             trial.set_user_attr("mlflow_run_id", finish_child_run(self.cfg.tracking, out, "pruned", tags=tags))
             prune_outputs(out)

@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results", type=Path, default=None, help="results dir (default ~/.cache/tuneproof/outcome/<suite>)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--report-only", action="store_true", help="print the tables from results.jsonl, run nothing")
+    ap.add_argument("--in-process", action="store_true",
+                    help="run every scenario in this process (default: one child process per scenario, so memory "
+                         "that PyTorch and the tokenizers keep is given back between scenarios)")  # fmt: skip
     args = ap.parse_args(argv)
 
     suite = "quick" if args.quick else "full"
@@ -124,7 +127,24 @@ def main(argv: list[str] | None = None) -> None:
     bad = [n for n in names if n not in SCENARIOS] + [m for m in methods if m not in METHODS]
     if bad:
         ap.error(f"unknown scenario/method {bad}; scenarios {SCENARIOS}, methods {METHODS}")
-    if not args.report_only:
+    if not args.report_only and len(names) > 1 and not args.in_process:
+        import subprocess
+
+        print(f"outcome benchmark, suite {suite}: scenarios {names}, seeds {seeds}, methods {methods}; results "
+              f"{results / 'results.jsonl'}; one child process per scenario (its log on stderr); load {os.getloadavg()}")  # fmt: skip
+        for n in names:
+            print(f"  {n} knobs: {BUDGETS[suite][n]}")
+        t0 = time.perf_counter()
+        for n in names:  # one child per scenario; results.jsonl is the hand-over, so a crash loses one cell at most
+            cmd = [sys.executable, __file__, "--scenarios", n, "--seeds", ",".join(map(str, seeds)), "--methods",
+                   ",".join(methods), "--results", str(results), "--threads", str(args.threads), "--in-process"]  # fmt: skip
+            if args.quick:
+                cmd.append("--quick")
+            done = subprocess.run(cmd, stdout=subprocess.DEVNULL)
+            if done.returncode != 0:
+                print(f"scenario {n}: the child process exited with {done.returncode}; finished cells are kept, rerun to continue")
+        print(f"all scenarios: {(time.perf_counter() - t0) / 60:.1f} min")
+    elif not args.report_only:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import torch

@@ -399,6 +399,13 @@ class AuditConfig(_Section):
     embed_batch_size: int = Field(default=64, ge=1, description="records per embedding batch")
     label_folds: int = Field(default=5, ge=2, le=20, description="folds for out-of-fold label probabilities")
     leakage_ngram: int = Field(default=8, ge=3, le=50, description="words in a shared n-gram that counts as leakage")
+    leakage_min_coverage: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="share of a record's content words inside n-grams shared with the eval data that makes it a "
+        "near-copy (severe, removed); a smaller overlap is a warning (flagged, kept)",
+    )
     max_tokens: int | None = Field(
         default=None, ge=8, description="token budget per record for too_long; unset reads the model's maximum"
     )

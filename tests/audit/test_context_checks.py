@@ -253,3 +253,20 @@ def test_a_shared_instruction_is_not_leakage_but_a_copied_sentence_still_is():
                        + [(f"{instruction}\nquote", f"Rumour: {LONG_SENTENCE}.")], name="eval.jsonl")  # fmt: skip
     found = list(LeakageCheck().run(train, context(eval_records=evals)))
     assert [(f.id, f.code, f.details["eval_id"]) for f in found] == [("t.jsonl:61", "shared n-gram", "eval.jsonl:41")]
+
+
+def test_a_record_that_quotes_a_line_of_an_eval_record_is_flagged_not_a_near_copy():
+    # An email reply that quotes one sentence of a test email: a warning (flagged, kept).
+    reply = ("thanks for the note about the fund i think we should wait until the meeting before we decide anything "
+             "about the allocation and the risk budget for next year because the committee has not met yet and the "
+             f"numbers are not final > {LONG_SENTENCE}")  # fmt: skip
+    evals = qa_records([("Tell me", f"Rumour: {LONG_SENTENCE}.")], name="eval.jsonl")
+    train = qa_records([("Re: fund", reply), ("Copy", f"Rumour: {LONG_SENTENCE} indeed.")])
+    found = {f.id: f for f in LeakageCheck().run(train, context(eval_records=evals))}
+    quote, copy = found["t.jsonl:1"], found["t.jsonl:2"]
+    assert quote.code == "partial overlap" and quote.severity == "warning" and quote.details["coverage"] < 0.5
+    assert "flagged, not a near-copy" in quote.reason
+    assert copy.code == "shared n-gram" and copy.severity == "severe" and copy.details["coverage"] >= 0.5
+    # a stricter threshold makes the quote a near-copy too
+    strict = {f.id: f for f in LeakageCheck().run(train, context(eval_records=evals, config=AuditConfig(leakage_min_coverage=0.1)))}
+    assert strict["t.jsonl:1"].severity == "severe"

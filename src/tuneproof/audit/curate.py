@@ -106,8 +106,9 @@ def _decide(result: AuditResult) -> tuple[dict[int, list[dict[str, Any]]], dict[
     flagged: dict[int, list[Finding]] = defaultdict(list)
     for f in result.findings:
         decision = decisions[f.check]
-        # Low-quality warnings (e.g. "too short") are never grounds for removal on their own.
-        if decision == "remove" and (f.check != "low_quality" or f.severity == SEVERE):
+        # Low-quality warnings (e.g. "too short") and partial eval overlaps are never grounds
+        # for removal on their own.
+        if decision == "remove" and (f.check not in ("low_quality", "leakage") or f.severity == SEVERE):
             removed[f.index].append({"check": f.check, "code": f.code, "reason": f.reason, **f.details})
         elif decision != "keep":
             flagged[f.index].append(f)

@@ -10,6 +10,14 @@ sit inside a frequent short phrase (a 4-gram found in at least 2% of all records
 at least 5 of them) are masked first, and only runs of ``leakage_ngram`` unmasked words
 count. Genuine content leaks (a copied sentence) stay visible; a leak made only of
 boilerplate is not reported.
+
+How much is shared decides the severity. A record whose shared runs cover at least
+``config.leakage_min_coverage`` of its content words (not template) is a near-copy of an
+eval record: severe, removed under the default decision. A smaller overlap (an email that
+quotes two lines of an eval email, a shared famous quote) is a warning: reported and
+flagged, not removed. The first SpamAssassin outcome run removed 122 of 300 training
+emails for sharing any 8-word run with a test email, most of them thread replies that
+quote a line or two; it left too little to train on.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
-from tuneproof.audit._base import SEVERE, CheckNotRun, Context, Finding, normalize, prompt_text, record_text, words
+from tuneproof.audit._base import SEVERE, WARNING, CheckNotRun, Context, Finding, normalize, prompt_text, record_text, words
 from tuneproof.data import Record
 
 __all__ = ["LeakageCheck", "template_grams"]
@@ -40,17 +48,22 @@ def template_grams(token_lists: Sequence[list[str]]) -> set[int]:
     return {g for g, c in df.items() if c >= floor}
 
 
-def _content_ngrams(toks: list[str], n: int, template: set[int]) -> Iterator[int]:
-    """Hashes of the n-grams whose words are all outside template phrases."""
+def _template_mask(toks: list[str], template: set[int]) -> list[bool]:
     masked = [False] * len(toks)
     for i, g in enumerate(_grams(toks, TEMPLATE_N)):
         if g in template:
             masked[i : i + TEMPLATE_N] = [True] * TEMPLATE_N
+    return masked
+
+
+def _content_ngrams(toks: list[str], n: int, template: set[int], masked: list[bool] | None = None) -> Iterator[tuple[int, int]]:
+    """``(end index, hash)`` of the n-grams whose words are all outside template phrases."""
+    masked = _template_mask(toks, template) if masked is None else masked
     run = 0
     for i, m in enumerate(masked):
         run = 0 if m else run + 1
         if run >= n:
-            yield hash(tuple(toks[i - n + 1 : i + 1]))
+            yield i, hash(tuple(toks[i - n + 1 : i + 1]))
 
 
 class LeakageCheck:
@@ -71,7 +84,7 @@ class LeakageCheck:
         for ev, toks in zip(context.eval_records, eval_toks):
             texts.setdefault(normalize(record_text(ev)), ev.id)
             prompts.setdefault(normalize(prompt_text(ev)), ev.id)
-            for g in _content_ngrams(toks, n, template):
+            for _, g in _content_ngrams(toks, n, template):
                 grams.setdefault(g, ev.id)
         for i, (rec, toks) in enumerate(zip(records, train_toks)):
             text = record_text(rec)
@@ -80,11 +93,23 @@ class LeakageCheck:
             elif (other := prompts.get(normalize(prompt_text(rec)))) is not None and prompt_text(rec).strip():
                 code, why = "same prompt", f"Its prompt is identical to that of eval record {other}."
             else:
-                shared = [grams[g] for g in _content_ngrams(toks, n, template) if g in grams]
+                masked = _template_mask(toks, template)
+                covered: set[int] = set()
+                shared: list[str] = []
+                for end, g in _content_ngrams(toks, n, template, masked):
+                    if g in grams:
+                        shared.append(grams[g])
+                        covered.update(range(end - n + 1, end + 1))
                 if not shared:
                     continue
-                other = shared[0]
-                code = "shared n-gram"
-                why = (f"It shares {len(shared)} run(s) of {n} words (outside template phrases) "
-                       f"with eval record {other}.")  # fmt: skip
+                other = Counter(shared).most_common(1)[0][0]
+                coverage = len(covered) / max(1, masked.count(False))
+                near_copy = coverage >= context.config.leakage_min_coverage
+                code = "shared n-gram" if near_copy else "partial overlap"
+                why = (f"It shares {len(shared)} run(s) of {n} words (outside template phrases) with eval record {other}, "
+                       f"covering {coverage:.0%} of its content words"
+                       + ("." if near_copy else f" (below {context.config.leakage_min_coverage:.0%}: flagged, not a near-copy)."))  # fmt: skip
+                yield Finding(rec.id, self.name, SEVERE if near_copy else WARNING, why, code,
+                              {"eval_id": other, "coverage": round(coverage, 3)}, i)  # fmt: skip
+                continue
             yield Finding(rec.id, self.name, SEVERE, why, code, {"eval_id": other}, i)

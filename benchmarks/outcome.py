@@ -52,7 +52,7 @@ SCENARIOS = ("qa", "sentiment", "spam", "summarization")
 # compute. oracle: lrs x up to oracle_epochs (epoch snapshots of one early-stopped run per lr).
 BUDGETS = {
     "quick": {
-        "qa": dict(size={"train": 200, "chatterbot": 60, "fortunes": 25, "test": 100, "refs": 100},
+        "qa": dict(size={"train": 150, "chatterbot": 45, "fortunes": 20, "test": 100, "refs": 100},
                    max_length=80, batch_size=16, epochs=2, max_new_tokens=12,
                    sweep_lrs=[1e-4, 3e-4, 1e-3], sweep_steps=4, tune_trials=2, tune_steps=6,
                    oracle_lrs=[3e-4, 1e-3], oracle_epochs=2),
@@ -60,7 +60,7 @@ BUDGETS = {
                           max_length=64, batch_size=32, epochs=2,
                           sweep_lrs=[1e-5, 3e-5, 1e-4], sweep_steps=10, tune_trials=2, tune_steps=20,
                           oracle_lrs=[3e-5, 1e-4], oracle_epochs=3),
-        "spam": dict(size={"train": 300, "test": 400}, max_length=128, batch_size=16, epochs=3,
+        "spam": dict(size={"train": 250, "test": 300}, max_length=128, batch_size=16, epochs=3,
                      sweep_lrs=[1e-5, 3e-5, 1e-4], sweep_steps=6, tune_trials=2, tune_steps=12,
                      oracle_lrs=[3e-5, 1e-4], oracle_epochs=4),
         "summarization": dict(size={"train": 80, "fortunes": 20, "test": 40, "refs": 40, "article_chars": 500},

@@ -375,8 +375,9 @@ def _follow(cfg: RunConfig, console: Any) -> None:
         out = cfg.run_dir / "tune" / "trials" / f"rank{_dist.rank()}-{n:04d}"
         (out).mkdir(parents=True, exist_ok=True)
         (out / "params.json").write_text(json.dumps(params))
+        trial_cfg, scale = equal_examples(apply_params(base, params), base)  # the same steps as rank 0
         try:
-            train(apply_params(base, params), callbacks=[OptunaPruningCallback(None, decide=_dist.share)], output_dir=out,
+            train(trial_cfg, callbacks=[OptunaPruningCallback(None, decide=_dist.share, step_scale=scale)], output_dir=out,
                   run_name=f"{cfg.name}/rank{_dist.rank()}-{n}", console=console)  # fmt: skip
         except optuna.TrialPruned:
             pass

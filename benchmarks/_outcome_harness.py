@@ -447,7 +447,8 @@ def run_oracle_point(sc: Scenario, seed: int, lr: float, data: dict[str, Path], 
                 shutil.copy2(f, d / f.name)
     scored = []
     for label, step, d in cands:
-        ev = score_candidate(sc, seed, d, data, work, me, console)
+        same = next((c for c in scored if c["step"] == step), None)  # the best checkpoint is that epoch's weights
+        ev = {k: v for k, v in same.items() if k not in ("candidate", "step")} if same else score_candidate(sc, seed, d, data, work, me, console)
         scored.append({"candidate": label, "step": step, **ev})
         console.print(f"  oracle lr {lr:g} {label}: {sc.metric} {ev['test_metric']:.4f} (delta {ev['delta']:+.4f}, "
                       f"CI [{ev['ci_low']:+.4f}, {ev['ci_high']:+.4f}], {ev['verdict']})", highlight=False)  # fmt: skip

@@ -186,3 +186,19 @@ def test_cli_reads_domain_task_and_limits_from_a_run_config(data, tmp_path, tiny
     assert m["config"]["max_tokens"] == 16 and m["config"]["decisions"]["pii"] == "remove"
     # Every record also sits in the eval file, so leakage removes them all.
     assert m["counts"]["kept"] == 0 and m["counts"]["removed"] + m["counts"]["unreadable"] == 14
+
+
+def test_low_quality_is_removed_for_sft_but_only_flagged_for_classification(tmp_path):
+    garbled = "xq7#k@ zz9!q pl%w8 rrt& qzvbn jjk4$ $$$ ### !!! %%% qq9 zz8"
+    sft = write_jsonl(tmp_path / "sft.jsonl", [{"prompt": q, "completion": a} for q, a in CLEAN_QA] + [{"prompt": "Meaningless", "completion": garbled}])
+    res = curate(sft, dry_run=True, progress=False, config=AuditConfig(checks=["low_quality"]))
+    assert res.manifest["counts"]["removed_by_check"] == {"low_quality": 1}
+    # A classifier must label garbled inputs (spam often is): the same finding is flagged, the record kept.
+    rows = [{"text": f"{q} {a}", "label": "pos" if i % 2 else "neg"} for i, (q, a) in enumerate(CLEAN_QA)]
+    cls = write_jsonl(tmp_path / "cls.jsonl", rows + [{"text": garbled, "label": "spam"}])
+    res = curate(cls, dry_run=True, task="classification", progress=False, config=AuditConfig(checks=["low_quality"]))
+    assert res.manifest["counts"]["removed"] == 0 and res.manifest["counts"]["flagged_kept_by_check"] == {"low_quality": 1}
+    # an explicit decision wins over auto
+    res = curate(cls, dry_run=True, task="classification", progress=False,
+                 config=AuditConfig(checks=["low_quality"], decisions={"low_quality": "remove"}))  # fmt: skip
+    assert res.manifest["counts"]["removed_by_check"] == {"low_quality": 1}

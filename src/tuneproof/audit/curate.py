@@ -22,7 +22,7 @@ import numpy as np
 from tuneproof.audit._audit import AuditResult, audit
 from tuneproof.audit._base import SEVERE, CheckNotRun, Finding
 from tuneproof.audit.relevance import record_embeddings
-from tuneproof.config import AuditConfig
+from tuneproof.config import AuditConfig, resolve_decision
 from tuneproof.data import LoadResult, load_records
 
 __all__ = ["CurateResult", "curate"]
@@ -71,7 +71,7 @@ class CurateResult:
         for name, info in [*self.audit.checks.items(), ("select", {"status": "ran"})]:
             if name == "select" and "select" not in self.manifest.get("counts", {}).get("removed_by_check", {}):
                 continue
-            decision = "remove" if name == "select" else cfg.decisions[name]
+            decision = "remove" if name == "select" else resolve_decision(cfg.decisions[name], name, self.audit.context.task)
             status = info["status"]
             if status == "ran":
                 rows.append((name, decision, rules.get(name, ""), counts.get(name, 0)))
@@ -105,7 +105,7 @@ def _decide(result: AuditResult) -> tuple[dict[int, list[dict[str, Any]]], dict[
     removed: dict[int, list[dict[str, Any]]] = defaultdict(list)
     flagged: dict[int, list[Finding]] = defaultdict(list)
     for f in result.findings:
-        decision = decisions[f.check]
+        decision = resolve_decision(decisions[f.check], f.check, result.context.task)
         # Low-quality warnings (e.g. "too short") and partial eval overlaps are never grounds
         # for removal on their own.
         if decision == "remove" and (f.check not in ("low_quality", "leakage") or f.severity == SEVERE):

@@ -53,13 +53,16 @@ def default_space(cfg: RunConfig) -> SearchSpace:
     return space
 
 
-def _sweep_range(run_dir: Path) -> tuple[ParamRange, Path] | None:
+def _sweep_range(run_dir: Path) -> tuple[ParamRange, float | None, Path] | None:
+    """The sweep's recommended lr range, its best rate (None in an older file) and the file."""
     path = run_dir / "lr_sweep" / "lr_sweep.json"
     if not path.is_file():
         return None
     try:
-        rec = json.loads(path.read_text())["recommended"]
-        return ParamRange(low=float(rec["low"]), high=float(rec["high"]), log=True), path
+        data = json.loads(path.read_text())
+        rec = data["recommended"]
+        best = float(data["best_lr"]) if data.get("best_lr") is not None else None
+        return ParamRange(low=float(rec["low"]), high=float(rec["high"]), log=True), best, path
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise ConfigError(
             str(path), [f"{path}: unreadable lr sweep result ({exc}). Fix: rerun `tuneproof lr-sweep` or delete the file."]
@@ -79,7 +82,7 @@ def resolve_space(cfg: RunConfig) -> tuple[SearchSpace, dict[str, str]]:
     origin = dict.fromkeys(space, "default")
     swept = _sweep_range(cfg.run_dir)
     if swept is not None:
-        space["lr"], path = swept
+        space["lr"], _, path = swept
         origin["lr"] = f"lr sweep ({path})"
     for name, rng in cfg.search.space.items():
         space[name] = rng
@@ -159,12 +162,9 @@ def baseline_params(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
         for key in PARAM_TARGETS[name].split("."):
             node = node.get(key) if isinstance(node, dict) else None
         values[name] = node
-    path = cfg.run_dir / "lr_sweep" / "lr_sweep.json"
-    if "lr" in space and path.is_file():
-        try:
-            values["lr"] = float(json.loads(path.read_text())["best_lr"])
-        except (KeyError, TypeError, ValueError, json.JSONDecodeError):
-            pass  # resolve_space reports an unreadable sweep
+    swept = _sweep_range(cfg.run_dir) if "lr" in space else None
+    if swept is not None and swept[1] is not None:
+        values["lr"] = swept[1]
     if "epochs" in values and isinstance(values["epochs"], (int, float)):
         values["epochs"] = math.ceil(values["epochs"])
     out = {}

@@ -53,12 +53,12 @@ class Scenario:
     max_length: int
     batch_size: int
     epochs: float
-    sweep_lrs: list[float]
-    sweep_steps: int
+    sweep_lrs: list[float] | None
     tune_trials: int
-    tune_steps: int
     oracle_lrs: list[float]
     oracle_epochs: int
+    sweep_steps: int | None = None  # None: tuneproof's default, a share of pipeline.search_budget
+    tune_steps: int | None = None
     max_new_tokens: int = 16
     lora_r: int = 16
     audit: dict[str, Any] = field(default_factory=dict)
@@ -127,7 +127,7 @@ def tuneproof_config(sc: Scenario, seed: int, data: dict[str, Path], runs: Path,
         "train": {"batch_size": sc.batch_size, "epochs": sc.epochs, "seed": seed, "bf16": sc.bf16},
         "eval": {"metric": sc.metric, "max_new_tokens": sc.max_new_tokens},
         "pipeline": {"sweep_lrs": sc.sweep_lrs, "sweep_steps": sc.sweep_steps, "tune_trials": sc.tune_trials,
-                     "tune_steps": sc.tune_steps},
+                     "tune_steps": sc.tune_steps},  # unset steps: the search budget's share (pipeline.search_budget)
         "tracking": {"runs_dir": str(runs)},
     }  # fmt: skip
     if data.get("refs") and sc.use_refs:

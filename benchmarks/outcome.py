@@ -48,41 +48,43 @@ SCENARIOS = ("qa", "sentiment", "spam", "summarization")
 
 # Per scenario: data sizes and the budget knobs every method shares, quick and full.
 # epochs: naive's fixed epochs and tuneproof's final training budget (it stops early when
-# validation loss stops improving). sweep/tune: tuneproof's search budget, counted in its
-# compute. oracle: lrs x up to oracle_epochs (epoch snapshots of one early-stopped run per lr).
+# validation loss stops improving). sweep_lrs/tune_trials: tuneproof's search; its steps are
+# tuneproof's default, pipeline.search_budget (the sweep and the trials together train half
+# the final training's examples), counted in its compute. oracle: lrs x up to oracle_epochs
+# (epoch snapshots of one early-stopped run per lr).
 BUDGETS = {
     "quick": {
         "qa": dict(size={"train": 150, "chatterbot": 45, "fortunes": 20, "test": 100, "refs": 100},
                    max_length=80, batch_size=16, epochs=2, max_new_tokens=12,
-                   sweep_lrs=[1e-4, 3e-4, 1e-3], sweep_steps=4, tune_trials=2, tune_steps=6,
+                   sweep_lrs=[1e-4, 3e-4, 1e-3], tune_trials=2,
                    oracle_lrs=[3e-4, 1e-3], oracle_epochs=2),
         "sentiment": dict(size={"train": 1200, "test": 300, "refs": 100, "flip": 0.1},
                           max_length=64, batch_size=32, epochs=2,
-                          sweep_lrs=[1e-5, 3e-5, 1e-4], sweep_steps=10, tune_trials=2, tune_steps=20,
+                          sweep_lrs=[1e-5, 3e-5, 1e-4], tune_trials=2,
                           oracle_lrs=[3e-5, 1e-4], oracle_epochs=3),
         "spam": dict(size={"train": 250, "test": 300}, max_length=128, batch_size=16, epochs=3,
-                     sweep_lrs=[1e-5, 3e-5, 1e-4], sweep_steps=6, tune_trials=2, tune_steps=12,
+                     sweep_lrs=[1e-5, 3e-5, 1e-4], tune_trials=2,
                      oracle_lrs=[3e-5, 1e-4], oracle_epochs=4),
         "summarization": dict(size={"train": 80, "fortunes": 20, "test": 40, "refs": 40, "article_chars": 500},
                               max_length=160, batch_size=8, epochs=1, max_new_tokens=24,
-                              sweep_lrs=[1e-4, 3e-4, 1e-3], sweep_steps=3, tune_trials=2, tune_steps=4,
+                              sweep_lrs=[1e-4, 3e-4, 1e-3], tune_trials=2,
                               oracle_lrs=[3e-4, 1e-3], oracle_epochs=2),
     },
     "full": {
         "qa": dict(size={"train": 1500, "chatterbot": 600, "fortunes": 250, "test": 150, "refs": 100},
                    max_length=96, batch_size=16, epochs=2, max_new_tokens=12,
-                   sweep_lrs=None, sweep_steps=15, tune_trials=6, tune_steps=40,
+                   sweep_lrs=None, tune_trials=6,
                    oracle_lrs=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3], oracle_epochs=4),
         "sentiment": dict(size={"train": 5000, "test": 1000, "refs": 100, "flip": 0.1},
                           max_length=64, batch_size=32, epochs=3,
-                          sweep_lrs=None, sweep_steps=20, tune_trials=6, tune_steps=60,
+                          sweep_lrs=None, tune_trials=6,
                           oracle_lrs=[1e-5, 3e-5, 1e-4, 3e-4], oracle_epochs=4),
         "spam": dict(size={"train": 500, "test": 1000}, max_length=128, batch_size=16, epochs=5,
-                     sweep_lrs=None, sweep_steps=15, tune_trials=6, tune_steps=30,
+                     sweep_lrs=None, tune_trials=6,
                      oracle_lrs=[1e-5, 3e-5, 1e-4, 3e-4], oracle_epochs=8),
         "summarization": dict(size={"train": 600, "fortunes": 120, "test": 150, "refs": 100, "article_chars": 1600},
                               max_length=384, batch_size=8, epochs=2, max_new_tokens=40,
-                              sweep_lrs=None, sweep_steps=10, tune_trials=4, tune_steps=25,
+                              sweep_lrs=None, tune_trials=4,
                               oracle_lrs=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3], oracle_epochs=3),
     },
 }

@@ -476,9 +476,20 @@ class PipelineConfig(_Section):
         description="per stage: true runs it, false switches it off; unset stages keep their defaults",
     )
     sweep_lrs: list[float] | None = Field(default=None, description="learning rates of the sweep; default the sweep's grid")
-    sweep_steps: int | None = Field(default=None, ge=1, description="training steps per swept rate; default the sweep's")
+    sweep_steps: int | None = Field(
+        default=None, ge=1, description="training steps per swept rate; default the search budget's share"
+    )
     tune_trials: int | None = Field(default=None, ge=1, description="search trials; default search.n_trials")
-    tune_steps: int | None = Field(default=None, ge=1, description="training steps per trial; default train.max_steps/epochs")
+    tune_steps: int | None = Field(
+        default=None, ge=1, description="training steps per trial; default the search budget's share (see search_budget)"
+    )
+    search_budget: float | None = Field(
+        default=0.5,
+        gt=0,
+        description="the lr sweep and the trials together train at most this fraction of the final training's "
+        "examples (half each) unless sweep_steps/tune_steps are set; null: sweep steps min(max_steps, 30) and "
+        "full-length trials",
+    )
     strict: bool = Field(default=False, description="stop when the preflight finds a high risk")
 
     @field_validator("stages")

@@ -10,6 +10,8 @@ from statistics import NormalDist
 from typing import Any
 
 from tuneproof.config import RunConfig
+from tuneproof.pipeline._budget import curation_factor, search_steps
+from tuneproof.pipeline._budget import final_steps as planned_final_steps
 
 # Measured on this 2-core CPU (PITFALLS.md): non-padding tokens/s in training, bf16 autocast.
 MEASURED_TOKENS_PER_SECOND = {("smollm2-135m", "lora"): 450.0, ("smollm2-135m", "full"): 410.0,
@@ -123,11 +125,15 @@ def preflight(cfg: RunConfig, split_dir: Path, out: Path, *, curate_dir: Path | 
     mean_len = min(sum(lengths) / len(lengths), cfg.model.max_length)
     pl, tr = cfg.pipeline, cfg.train
     per_step = tr.batch_size * tr.grad_accum * mean_len
-    final_steps = tr.max_steps or math.ceil(tr.epochs * len(train) / (tr.batch_size * tr.grad_accum))
-    sweep_steps = pl.sweep_steps or min(tr.max_steps or 30, 30)
-    n_lrs = len(pl.sweep_lrs) if pl.sweep_lrs else 5
+    from tuneproof.search import DEFAULT_SWEEP_GRID
+
+    factor = curation_factor(curate_dir) if pl.stages["curate"] else 1.0
+    final_steps = planned_final_steps(cfg, len(train), factor)
+    n_lrs = len(pl.sweep_lrs or DEFAULT_SWEEP_GRID[cfg.model.method])
     trials = pl.tune_trials or cfg.search.n_trials
-    trial_steps = pl.tune_steps or final_steps
+    sweep_steps, trial_steps = search_steps(cfg, final_steps, n_lrs, trials)
+    sweep_steps = sweep_steps or min(tr.max_steps or 30, 30)
+    trial_steps = trial_steps or final_steps
     st = pl.stages
     steps = final_steps * st["train"] + sweep_steps * n_lrs * st["lr_sweep"] + trial_steps * trials * st["tune"]
     tokens = steps * per_step

@@ -15,6 +15,7 @@ from typing import Any
 
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import TuneproofError
+from tuneproof.pipeline._budget import curation_factor, final_steps, search_steps
 from tuneproof.pipeline._decision import decide
 from tuneproof.pipeline._preflight import min_effect, preflight
 from tuneproof.pipeline._state import hash_config, hash_inputs, read_ledger, sha256_file, write_ledger
@@ -182,11 +183,34 @@ def _reparent(ctx: Ctx, run_id: str | None) -> None:
     client.set_tag(run_id, "mlflow.parentRunId", ctx.parent_run_id)
 
 
+@dataclass
+class Plan:
+    """The run's budget in steps at the config's batch size (see ``_budget.py``)."""
+
+    final: int  # the final training, counted over the data as given
+    factor: float  # records as given / records kept by curation
+    sweep: int | None  # per swept rate; None: the sweep's default
+    tune: int | None  # per trial; None: full length
+
+
+def plan(ctx: Ctx) -> Plan:
+    from tuneproof.search import DEFAULT_SWEEP_GRID
+
+    cfg = ctx.cfg
+    with (ctx.dir("split") / "train.jsonl").open(encoding="utf-8") as f:
+        n_train = sum(1 for line in f if line.strip())
+    factor = curation_factor(ctx.dir("curate")) if cfg.pipeline.stages["curate"] else 1.0
+    final = final_steps(cfg, n_train, factor)
+    n_lrs = len(cfg.pipeline.sweep_lrs or DEFAULT_SWEEP_GRID[cfg.model.method])
+    sweep, tune = search_steps(cfg, final, n_lrs, cfg.pipeline.tune_trials or cfg.search.n_trials)
+    return Plan(final, factor, sweep, tune)
+
+
 def run_lr_sweep(ctx: Ctx) -> list[Path]:
     from tuneproof.search import lr_sweep
 
     pl = ctx.cfg.pipeline
-    res = lr_sweep(ctx.staged(), lrs=pl.sweep_lrs, steps=pl.sweep_steps, console=ctx.console)
+    res = lr_sweep(ctx.staged(), lrs=pl.sweep_lrs, steps=plan(ctx).sweep, console=ctx.console)
     _reparent(ctx, res.mlflow_run_id)
     ctx.console.print(f"  lr sweep: best lr {res.best_lr:g}, tune searches {res.recommended}", highlight=False)
     return [res.json_path, res.plot_path]
@@ -195,8 +219,8 @@ def run_lr_sweep(ctx: Ctx) -> list[Path]:
 def run_tune(ctx: Ctx) -> list[Path]:
     from tuneproof.search import tune
 
-    pl = ctx.cfg.pipeline
-    overrides = [f"train.max_steps={pl.tune_steps}"] if pl.tune_steps else []
+    pl, steps = ctx.cfg.pipeline, plan(ctx).tune
+    overrides = [f"train.max_steps={steps}"] if steps else []
     res = tune(ctx.staged(), overrides=overrides, n_trials=pl.tune_trials, new=ctx.new_study, console=ctx.console)
     if res is None:  # non-zero rank of a distributed job
         return []
@@ -209,11 +233,17 @@ def run_tune(ctx: Ctx) -> list[Path]:
 def run_train(ctx: Ctx) -> list[Path]:
     from tuneproof.train import train
 
-    cfg = ctx.cfg
+    cfg, p = ctx.cfg, plan(ctx)
     best = ctx.dir("tune") / "best.yaml"
+    raw = ctx.staged().model_dump(mode="json")
+    if p.factor != 1 and not cfg.train.max_steps:
+        # train.epochs count passes over the data as given: curation picks which examples train,
+        # not how many updates the model gets.
+        raw["train"]["max_steps"] = p.final
+        ctx.console.print(f"  train: {p.final} steps, the planned {cfg.train.epochs:g} epoch(s) over the {p.factor:.2f}x "
+                          "larger data as given (curation removed records, not updates)", highlight=False)  # fmt: skip
     if cfg.pipeline.stages["tune"] and best.exists():
         # The best trial's parameters with this run's own step budget (trials may be shorter).
-        raw = ctx.staged().model_dump(mode="json")
         tuned = load_config(best).model_dump(mode="json")
         for section in ("train", "model"):
             raw[section] = {**tuned[section], **{k: raw[section][k] for k in ("max_steps", "epochs", "eval_steps")
@@ -222,15 +252,14 @@ def run_train(ctx: Ctx) -> list[Path]:
         # the step counts scale so the final training sees as many examples (the same compute).
         planned, chosen = cfg.train.batch_size * cfg.train.grad_accum, raw["train"]["batch_size"] * raw["train"]["grad_accum"]
         if planned != chosen:
+            steps = raw["train"].get("max_steps")
             for k in ("max_steps", "eval_steps"):
                 if raw["train"].get(k):
                     raw["train"][k] = max(1, round(raw["train"][k] * planned / chosen))
-            if raw["train"].get("max_steps"):
+            if steps:
                 ctx.console.print(f"  train: batch {chosen} (from the search) instead of {planned}: {raw['train']['max_steps']} "
-                                  f"steps, so it sees the planned {cfg.train.max_steps * planned} examples", highlight=False)  # fmt: skip
-        source: Any = load_config(raw)
-    else:
-        source = ctx.staged()
+                                  f"steps, so it sees the planned {steps * planned} examples", highlight=False)  # fmt: skip
+    source: Any = load_config(raw)
     res = train(source, parent_run_id=ctx.parent_run_id, output_dir=ctx.dir("train"), console=ctx.console)
     ctx.console.print(f"  train: {res.global_step} steps, best step {res.best_step}, guard "
                       f"{'FIRED' if res.guard.get('overfitting') else 'quiet'}", highlight=False)  # fmt: skip
@@ -272,6 +301,11 @@ def _split_files(ctx: Ctx, *names: str) -> list[Path]:
     return [ctx.dir("split") / f"{n}.jsonl" for n in names]
 
 
+def _manifest(ctx: Ctx) -> Path:
+    """Curation's counts: the final budget is counted over the data as given."""
+    return ctx.dir("curate") / "manifest.json"
+
+
 def _training_slice(cfg: RunConfig) -> dict[str, Any]:
     return {"task": cfg.task, "model": cfg.model.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json")}
 
@@ -288,12 +322,14 @@ STAGES: list[Stage] = [
                                   c.dir("audit") / "audit.json"],
           lambda cfg: {**_training_slice(cfg), "pipeline": cfg.pipeline.model_dump(mode="json"), "metric": cfg.primary_metric,
                        "min_effect": min_effect(cfg), "limit": cfg.eval.limit, "n_trials": cfg.search.n_trials}, run_preflight),  # fmt: skip
-    Stage("lr_sweep", lambda c: _split_files(c, "train", "val"),
-          lambda cfg: {**_training_slice(cfg), "lrs": cfg.pipeline.sweep_lrs, "steps": cfg.pipeline.sweep_steps}, run_lr_sweep),
-    Stage("tune", lambda c: [*_split_files(c, "train", "val"), c.dir("lr_sweep") / "lr_sweep.json"],
-          lambda cfg: {**_training_slice(cfg), "search": cfg.search.model_dump(mode="json"),
-                       "trials": cfg.pipeline.tune_trials, "steps": cfg.pipeline.tune_steps}, run_tune),  # fmt: skip
-    Stage("train", lambda c: [*_split_files(c, "train", "val"), c.dir("tune") / "best.yaml"], _training_slice, run_train),
+    Stage("lr_sweep", lambda c: [*_split_files(c, "train", "val"), _manifest(c)],
+          lambda cfg: {**_training_slice(cfg), "lrs": cfg.pipeline.sweep_lrs, "steps": cfg.pipeline.sweep_steps,
+                       "budget": cfg.pipeline.search_budget, "trials": cfg.pipeline.tune_trials}, run_lr_sweep),  # fmt: skip
+    Stage("tune", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("lr_sweep") / "lr_sweep.json"],
+          lambda cfg: {**_training_slice(cfg), "search": cfg.search.model_dump(mode="json"), "budget": cfg.pipeline.search_budget,
+                       "trials": cfg.pipeline.tune_trials, "steps": cfg.pipeline.tune_steps, "lrs": cfg.pipeline.sweep_lrs}, run_tune),  # fmt: skip
+    Stage("train", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("tune") / "best.yaml"], _training_slice,
+          run_train),  # fmt: skip
     Stage("evaluate", lambda c: [*_split_files(c, "train", "test"), c.dir("train") / "model"],
           lambda cfg: {"task": cfg.task, "model": cfg.model.name, "eval": cfg.eval.model_dump(mode="json"),
                        "min_effect": min_effect(cfg), "max_length": cfg.model.max_length}, run_evaluate),  # fmt: skip

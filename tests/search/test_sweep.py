@@ -20,6 +20,9 @@ def test_sweep_finds_a_rate_between_too_small_and_diverging(search_config):
     data = json.loads(res.json_path.read_text())
     assert [p["lr"] for p in data["points"]] == [1e-7, 1e-3, 1e-2, 0.5]
     assert all(p["status"] in ("ok", "diverged", "failed") for p in data["points"])
+    # each rate is scored by the validation loss after its run, not by the lowest it passed through
+    ok = [p for p in data["points"] if p["status"] == "ok"]
+    assert ok and all(p["val_loss"] == p["final_val_loss"] and p["best_val_loss"] <= p["val_loss"] for p in ok)
     assert res.best_lr in (1e-3, 1e-2), data["points"]
     assert res.edge is None and res.warning is None
     low, high = res.recommended["low"], res.recommended["high"]

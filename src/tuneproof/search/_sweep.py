@@ -170,10 +170,15 @@ def lr_sweep(
                     base, parent_run_id=parent.run_id, output_dir=run_out, run_name=f"{cfg.name}/lr-sweep/{lr:g}",
                     console=console,
                 )  # fmt: skip
-                val = res.best_metrics.get("loss", float("nan"))
+                # Scored by the validation loss after the run (early stopping is off, so the final
+                # model is the last one), not by the lowest seen: in a run of a few steps the
+                # lowest is often the first evaluation, inside the warm-up, before the rate has
+                # changed anything, so every rate ties there and the smallest won by default.
+                val = res.final_metrics.get("loss", float("nan"))
                 point.update(
                     val_loss=val,
-                    final_val_loss=res.final_metrics.get("loss"),
+                    final_val_loss=val,
+                    best_val_loss=res.best_metrics.get("loss"),
                     train_loss=res.data.get("train_loss_mean"),
                     best_step=res.best_step,
                     status="ok" if math.isfinite(val) else "diverged",

@@ -37,9 +37,10 @@ class SweepResult:
     """What the sweep found.
 
     Attributes:
-        points: one dict per rate: ``lr``, ``val_loss`` (best), ``final_val_loss``,
+        points: one dict per rate: ``lr``, ``val_loss`` (after the run: the score),
+            ``final_val_loss`` (the same), ``best_val_loss`` (the lowest it passed through),
             ``train_loss``, ``best_step``, ``steps``, ``status`` (ok, diverged, failed) and ``error``.
-        best_lr: the rate with the lowest validation loss.
+        best_lr: the rate with the lowest validation loss after the run.
         recommended: ``{"low", "high", "log": True}``: the lr range ``tune`` will search.
         edge: ``"low"`` or ``"high"`` when the best rate is the smallest or largest swept.
         warning: a message when ``edge`` is set.

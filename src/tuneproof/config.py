@@ -493,7 +493,7 @@ class PipelineConfig(_Section):
         default=0.5,
         gt=0,
         description="the lr sweep and the trials together train at most this fraction of the final training's "
-        "examples (half each) unless sweep_steps/tune_steps are set; null: sweep steps min(max_steps, 30) and "
+        "examples (half each; at least 4 steps per swept rate) unless sweep_steps/tune_steps are set; null: sweep steps min(max_steps, 30) and "
         "full-length trials",
     )
     strict: bool = Field(default=False, description="stop when the preflight finds a high risk")

@@ -7,7 +7,7 @@ import math
 
 from tuneproof.config import load_config
 from tuneproof.pipeline import run
-from tuneproof.pipeline._budget import curation_factor, final_steps, search_steps
+from tuneproof.pipeline._budget import MIN_SWEEP_STEPS, curation_factor, final_steps, search_steps
 
 
 def _cfg(**pipeline):
@@ -30,8 +30,10 @@ def test_curation_factor_reads_the_manifest(tmp_path):
 
 def test_the_search_costs_its_share_of_the_final_training_unless_steps_are_given():
     cfg = _cfg()  # search_budget 0.5: 50 of 100 final steps, 25 for the sweep, 25 for the trials
-    assert search_steps(cfg, 100, n_lrs=5, n_trials=2) == (5, 12)
-    assert search_steps(cfg, 4, n_lrs=7, n_trials=12) == (1, 1)  # never below one step
+    assert search_steps(cfg, 200, n_lrs=5, n_trials=2) == (10, 25)
+    # a swept rate needs a few steps to say anything: the floor holds past the budget
+    assert search_steps(cfg, 60, n_lrs=5, n_trials=2) == (MIN_SWEEP_STEPS, 7)
+    assert search_steps(cfg, 4, n_lrs=7, n_trials=12) == (MIN_SWEEP_STEPS, 1)  # a trial: never below one step
     assert search_steps(_cfg(sweep_steps=9, tune_steps=3), 100, 5, 2) == (9, 3)
     assert search_steps(_cfg(search_budget=None), 100, 5, 2) == (None, None)
 
@@ -54,6 +56,6 @@ def test_a_curated_run_keeps_the_planned_updates_and_spends_its_budget_on_the_se
     assert json.loads((rd / "train/train.json").read_text())["global_step"] == planned
     half = 0.5 * planned / 2
     sweep = json.loads((rd / "lr_sweep/lr_sweep.json").read_text())["points"]
-    assert {p["steps"] for p in sweep} == {max(1, math.floor(half / 3))}
+    assert {p["steps"] for p in sweep} == {max(MIN_SWEEP_STEPS, math.floor(half / 3))}
     trials = json.loads((rd / "tune/trials.json").read_text())["trials"]
     assert {t["user_attrs"]["global_step"] for t in trials} == {max(1, math.floor(half / 2))}

@@ -9,7 +9,8 @@ Two rules, both in examples seen (steps x batch):
 - **The search costs a fixed share of the final training** (``pipeline.search_budget``,
   default 0.5): the lr sweep and the trials together train at most that many examples,
   half each, unless ``pipeline.sweep_steps`` / ``tune_steps`` are set. The whole run then
-  costs at most 1.5x one training of the plan, whatever the data size.
+  costs at most 1.5x one training of the plan, except for small trainings, where the sweep's
+  floor of ``MIN_SWEEP_STEPS`` per rate costs more.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from pathlib import Path
 
 from tuneproof.config import RunConfig
 
-__all__ = ["curation_factor", "final_steps", "search_steps"]
+__all__ = ["MIN_SWEEP_STEPS", "curation_factor", "final_steps", "search_steps"]
+
+MIN_SWEEP_STEPS = 4
 
 
 def curation_factor(curate_dir: Path | None) -> float:
@@ -55,6 +58,9 @@ def search_steps(cfg: RunConfig, final: int, n_lrs: int, n_trials: int) -> tuple
     sweep, tune = pl.sweep_steps, pl.tune_steps
     if pl.search_budget is not None:
         half = pl.search_budget * final / 2
-        sweep = sweep or max(1, math.floor(half / max(1, n_lrs)))
+        # A rate is scored by its validation loss after its run; below a few steps that is mostly
+        # the warm-up and the noise of one batch (measured: 1-3-step sweeps picked the smallest
+        # rate), so the sweep gets at least MIN_SWEEP_STEPS per rate even past the budget.
+        sweep = sweep or max(MIN_SWEEP_STEPS, math.floor(half / max(1, n_lrs)))
         tune = tune or max(1, math.floor(half / max(1, n_trials)))
     return sweep, tune

@@ -141,12 +141,10 @@ def tuneproof_config(sc: Scenario, seed: int, data: dict[str, Path], runs: Path,
 
 def _train_config(sc: Scenario, seed: int, data: dict[str, Path], runs: Path, name: str, *, lr: float, epochs: float,
                   early_stopping: bool, eval_steps: int) -> dict[str, Any]:  # fmt: skip
-    """Naive's and the oracle's training: a classifier gets the architecture's own, randomly initialised
-    head, as in the usual recipe (tuneproof's default starts its head from the linear probe)."""
     return {
         "name": name, "task": sc.task,
         "data": {"path": str(data["naive_train"]), "eval_path": str(data["naive_val"])},
-        "model": {**_model_section(sc), **({"head": "model"} if sc.task == "classification" else {})},
+        "model": _model_section(sc),
         "train": {"lr": lr, "batch_size": sc.batch_size, "epochs": epochs, "seed": seed, "bf16": sc.bf16,
                   "eval_steps": eval_steps, "early_stopping": {"enabled": early_stopping}},
         "tracking": {"runs_dir": str(runs)},

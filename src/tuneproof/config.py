@@ -177,12 +177,6 @@ class ModelConfig(_Section):
         description="for method=lora: also save the adapter merged into the base weights "
         "(a plain model directory, no PEFT needed to load it)",
     )
-    head: Literal["probe", "model"] = Field(
-        default="probe",
-        description="classification: 'probe' classifies mean-pooled features (those of the linear-probe reference) "
-        "with a head that starts as that probe, fit on the training split (LP-FT); 'model' uses the "
-        "architecture's own head (e.g. BERT's [CLS] pooler), randomly initialised",
-    )
 
 
 class EarlyStoppingConfig(_Section):

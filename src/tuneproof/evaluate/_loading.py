@@ -31,20 +31,11 @@ def load_tuned(
         ModelLoadError: the directory is neither a model nor an adapter, or the adapter
             does not fit the base (other architecture, other shapes, missing modules).
     """
-    from tuneproof.pooled import is_pooled, load_pooled
-
-    pooled = task == "classification" and is_pooled(tuned)
     if not is_adapter(tuned):
-        if pooled:  # tuneproof's probe-initialised classifier (model.head: probe)
-            from tuneproof.models import load_tokenizer
-
-            return load_pooled(tuned), load_tokenizer(tuned)
         return load_model(tuned, task, labels=labels, seed=seed)  # type: ignore[arg-type]
     adapter_cfg = _read_json(Path(tuned) / "adapter_config.json")
     recorded = adapter_cfg.get("base_model_name_or_path") or "unknown"
     model, tokenizer = load_model(base, task, labels=labels, seed=seed)  # type: ignore[arg-type]
-    if pooled:
-        model = load_pooled(tuned, base=model)
     if (Path(tuned) / "tokenizer_config.json").is_file():
         tokenizer = _adapter_tokenizer(tuned)
     from peft import PeftModel

@@ -245,15 +245,6 @@ def _prepare(cfg: RunConfig, out: Path, console: Any) -> _Prepared:
             f"completion is past model.max_length={cfg.model.max_length}). Fix: raise model.max_length."
         )
 
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    head: dict[str, Any] = {}
-    if cfg.task == "classification" and cfg.model.head == "probe":
-        from tuneproof.models import resolve_model
-        from tuneproof.pooled import PooledClassifier, probe_init
-
-        source = resolve_model(cfg.model.name).path
-        model = PooledClassifier.from_sequence_classifier(model, source if source is not None and source.is_dir() else None)
-        head = {"head": "probe", **probe_init(model, train_feats, pad_id, seed=cfg.train.seed)}
     if cfg.train.dropout is not None:
         _model.apply_dropout(model, cfg.train.dropout)
     # Seed before PEFT draws the adapters' initial weights: Trainer seeds only after the
@@ -263,6 +254,7 @@ def _prepare(cfg: RunConfig, out: Path, console: Any) -> _Prepared:
     set_seed(cfg.train.seed)
     model = _model.prepare_model(model, cfg.model, cfg.task)
 
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     lengths = [len(f["input_ids"]) for f in train_feats]
     batches = _batching.length_grouped_batches(lengths, batch_size=cfg.train.batch_size, max_tokens=cfg.train.max_batch_tokens)
     val_lengths = [len(f["input_ids"]) for f in val_feats]
@@ -277,7 +269,6 @@ def _prepare(cfg: RunConfig, out: Path, console: Any) -> _Prepared:
         "truncated": train_cut + val_cut,
         "skipped_past_max_length": train_empty + val_empty,
         "train_batches": len(batches),
-        **head,
         **{f"train_{k}": v for k, v in _batching.padding_stats(lengths, batches).items()},
         **{f"val_{k}": v for k, v in _batching.padding_stats(val_lengths, val_batches).items()},
     }
@@ -435,7 +426,7 @@ def _fit(
         stopped_early = bool(early and early.early_stopping_patience_counter >= early.early_stopping_patience)
 
         model_dir = out / "model"
-        _save(trainer, model_dir)
+        trainer.save_model(str(model_dir))
         p.tokenizer.save_pretrained(str(model_dir))
         # Trainer pickles its arguments beside the model; our outputs are safetensors and JSON only.
         (model_dir / "training_args.bin").unlink(missing_ok=True)
@@ -484,20 +475,6 @@ def _fit(
         f"{best.get('loss', float('nan')):.4f} at step {result.best_step}; model in {model_dir}"
     )
     return result
-
-
-def _save(trainer: Any, model_dir: Path) -> None:
-    """The trained model: Trainer's own save, or (a probe-initialised classifier) ours with its head file."""
-    from tuneproof.pooled import PooledClassifier, write_head_file
-
-    model = trainer.model
-    if isinstance(model, PooledClassifier):
-        model.save_pretrained(model_dir)
-        return
-    trainer.save_model(str(model_dir))
-    base = model.get_base_model() if hasattr(model, "get_base_model") else None
-    if isinstance(base, PooledClassifier):  # a LoRA adapter of one: the head is among its saved modules
-        write_head_file(model_dir, base)
 
 
 def _is_metric(key: str, value: Any) -> bool:

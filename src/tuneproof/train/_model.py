@@ -119,16 +119,12 @@ def _lora(model: Any, cfg: ModelConfig, task: str) -> Any:
                     f"Fix: use some of {sorted(available)}, or all-linear."
                 ],
             )
-    from tuneproof.pooled import PooledClassifier
-
-    pooled = isinstance(model, PooledClassifier)  # no PEFT task type fits it; its head trains in full
     peft_cfg = LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.resolved_alpha,
         lora_dropout=cfg.lora.dropout,
         target_modules=targets,
-        task_type=TaskType.CAUSAL_LM if task == "sft" else None if pooled else TaskType.SEQ_CLS,
-        modules_to_save=["classifier"] if pooled else None,
+        task_type=TaskType.CAUSAL_LM if task == "sft" else TaskType.SEQ_CLS,
     )
     return get_peft_model(model, peft_cfg)
 

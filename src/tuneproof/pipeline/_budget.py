@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from tuneproof.config import RunConfig
 
-__all__ = ["MIN_SWEEP_STEPS", "curation_factor", "final_steps", "search_steps"]
+__all__ = ["MIN_SWEEP_STEPS", "Plan", "curation_factor", "final_steps", "plan", "search_steps"]
 
 MIN_SWEEP_STEPS = 4
 
@@ -64,3 +65,24 @@ def search_steps(cfg: RunConfig, final: int, n_lrs: int, n_trials: int) -> tuple
         sweep = sweep or max(MIN_SWEEP_STEPS, math.floor(half / max(1, n_lrs)))
         tune = tune or max(1, math.floor(half / max(1, n_trials)))
     return sweep, tune
+
+
+@dataclass
+class Plan:
+    """A run's budget in steps at the config's batch size."""
+
+    final: int  # the final training, counted over the data as given
+    factor: float  # records as given / records kept by curation
+    sweep: int | None  # per swept rate; None: the sweep's default
+    tune: int | None  # per trial; None: full length
+
+
+def plan(cfg: RunConfig, n_train: int, curate_dir: Path | None) -> Plan:
+    """The budget of a run whose training split holds ``n_train`` records (after curation in ``curate_dir``)."""
+    from tuneproof.search import DEFAULT_SWEEP_GRID
+
+    factor = curation_factor(curate_dir) if cfg.pipeline.stages["curate"] else 1.0
+    final = final_steps(cfg, n_train, factor)
+    n_lrs = len(cfg.pipeline.sweep_lrs or DEFAULT_SWEEP_GRID[cfg.model.method])
+    sweep, tune = search_steps(cfg, final, n_lrs, cfg.pipeline.tune_trials or cfg.search.n_trials)
+    return Plan(final, factor, sweep, tune)

@@ -10,8 +10,7 @@ from statistics import NormalDist
 from typing import Any
 
 from tuneproof.config import RunConfig
-from tuneproof.pipeline._budget import curation_factor, search_steps
-from tuneproof.pipeline._budget import final_steps as planned_final_steps
+from tuneproof.pipeline._budget import plan
 
 # Measured on this 2-core CPU (PITFALLS.md): non-padding tokens/s in training, bf16 autocast.
 MEASURED_TOKENS_PER_SECOND = {("smollm2-135m", "lora"): 450.0, ("smollm2-135m", "full"): 410.0,
@@ -127,13 +126,12 @@ def preflight(cfg: RunConfig, split_dir: Path, out: Path, *, curate_dir: Path | 
     per_step = tr.batch_size * tr.grad_accum * mean_len
     from tuneproof.search import DEFAULT_SWEEP_GRID
 
-    factor = curation_factor(curate_dir) if pl.stages["curate"] else 1.0
-    final_steps = planned_final_steps(cfg, len(train), factor)
+    budget = plan(cfg, len(train), curate_dir)
+    final_steps = budget.final
     n_lrs = len(pl.sweep_lrs or DEFAULT_SWEEP_GRID[cfg.model.method])
     trials = pl.tune_trials or cfg.search.n_trials
-    sweep_steps, trial_steps = search_steps(cfg, final_steps, n_lrs, trials)
-    sweep_steps = sweep_steps or min(tr.max_steps or 30, 30)
-    trial_steps = trial_steps or final_steps
+    sweep_steps = budget.sweep or min(tr.max_steps or 30, 30)
+    trial_steps = budget.tune or final_steps
     st = pl.stages
     steps = final_steps * st["train"] + sweep_steps * n_lrs * st["lr_sweep"] + trial_steps * trials * st["tune"]
     tokens = steps * per_step

@@ -15,7 +15,8 @@ from typing import Any
 
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import TuneproofError
-from tuneproof.pipeline._budget import curation_factor, final_steps, search_steps
+from tuneproof.pipeline._budget import Plan
+from tuneproof.pipeline._budget import plan as budget_plan
 from tuneproof.pipeline._decision import decide
 from tuneproof.pipeline._preflight import min_effect, preflight
 from tuneproof.pipeline._state import hash_config, hash_inputs, read_ledger, sha256_file, write_ledger
@@ -183,27 +184,10 @@ def _reparent(ctx: Ctx, run_id: str | None) -> None:
     client.set_tag(run_id, "mlflow.parentRunId", ctx.parent_run_id)
 
 
-@dataclass
-class Plan:
-    """The run's budget in steps at the config's batch size (see ``_budget.py``)."""
-
-    final: int  # the final training, counted over the data as given
-    factor: float  # records as given / records kept by curation
-    sweep: int | None  # per swept rate; None: the sweep's default
-    tune: int | None  # per trial; None: full length
-
-
 def plan(ctx: Ctx) -> Plan:
-    from tuneproof.search import DEFAULT_SWEEP_GRID
-
-    cfg = ctx.cfg
     with (ctx.dir("split") / "train.jsonl").open(encoding="utf-8") as f:
         n_train = sum(1 for line in f if line.strip())
-    factor = curation_factor(ctx.dir("curate")) if cfg.pipeline.stages["curate"] else 1.0
-    final = final_steps(cfg, n_train, factor)
-    n_lrs = len(cfg.pipeline.sweep_lrs or DEFAULT_SWEEP_GRID[cfg.model.method])
-    sweep, tune = search_steps(cfg, final, n_lrs, cfg.pipeline.tune_trials or cfg.search.n_trials)
-    return Plan(final, factor, sweep, tune)
+    return budget_plan(ctx.cfg, n_train, ctx.dir("curate"))
 
 
 def run_lr_sweep(ctx: Ctx) -> list[Path]:

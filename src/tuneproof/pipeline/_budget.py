@@ -75,6 +75,8 @@ class Plan:
     factor: float  # records as given / records kept by curation
     sweep: int | None  # per swept rate; None: the sweep's default
     tune: int | None  # per trial; None: full length
+    n_lrs: int  # swept rates
+    n_trials: int  # search trials
 
 
 def plan(cfg: RunConfig, n_train: int, curate_dir: Path | None) -> Plan:
@@ -84,5 +86,6 @@ def plan(cfg: RunConfig, n_train: int, curate_dir: Path | None) -> Plan:
     factor = curation_factor(curate_dir) if cfg.pipeline.stages["curate"] else 1.0
     final = final_steps(cfg, n_train, factor)
     n_lrs = len(cfg.pipeline.sweep_lrs or DEFAULT_SWEEP_GRID[cfg.model.method])
-    sweep, tune = search_steps(cfg, final, n_lrs, cfg.pipeline.tune_trials or cfg.search.n_trials)
-    return Plan(final, factor, sweep, tune)
+    n_trials = cfg.pipeline.tune_trials or cfg.search.n_trials
+    sweep, tune = search_steps(cfg, final, n_lrs, n_trials)
+    return Plan(final, factor, sweep, tune, n_lrs, n_trials)

@@ -124,12 +124,8 @@ def preflight(cfg: RunConfig, split_dir: Path, out: Path, *, curate_dir: Path | 
     mean_len = min(sum(lengths) / len(lengths), cfg.model.max_length)
     pl, tr = cfg.pipeline, cfg.train
     per_step = tr.batch_size * tr.grad_accum * mean_len
-    from tuneproof.search import DEFAULT_SWEEP_GRID
-
     budget = plan(cfg, len(train), curate_dir)
-    final_steps = budget.final
-    n_lrs = len(pl.sweep_lrs or DEFAULT_SWEEP_GRID[cfg.model.method])
-    trials = pl.tune_trials or cfg.search.n_trials
+    final_steps, n_lrs, trials = budget.final, budget.n_lrs, budget.n_trials
     sweep_steps = budget.sweep or min(tr.max_steps or 30, 30)
     trial_steps = budget.tune or final_steps
     st = pl.stages

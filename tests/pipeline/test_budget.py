@@ -7,7 +7,7 @@ import math
 
 from tuneproof.config import load_config
 from tuneproof.pipeline import run
-from tuneproof.pipeline._budget import MIN_SWEEP_STEPS, curation_factor, final_steps, search_steps
+from tuneproof.pipeline._budget import MIN_SWEEP_STEPS, curation_factor, final_steps, search_plan
 
 
 def _cfg(**pipeline):
@@ -29,13 +29,19 @@ def test_curation_factor_reads_the_manifest(tmp_path):
 
 
 def test_the_search_costs_its_share_of_the_final_training_unless_steps_are_given():
-    cfg = _cfg()  # search_budget 0.5: 50 of 100 final steps, 25 for the sweep, 25 for the trials
-    assert search_steps(cfg, 200, n_lrs=5, n_trials=2) == (10, 25)
+    cfg = _cfg()  # search_budget 0.5: 100 of 200 final steps; a trial needs 50 (a quarter), one fits
+    sweep, tune, n_trials, skipped = search_plan(cfg, 200, n_lrs=5, n_trials=2)
+    assert (sweep, tune, n_trials) == (20, None, 0)  # no search: the sweep takes the whole share
+    assert "pipeline.search_budget" in skipped and "1 trial(s) of 50 steps" in skipped
+    # enough for three trials of a quarter each: the search runs, capped at what fits
+    assert search_plan(_cfg(search_budget=1.5), 200, n_lrs=5, n_trials=12) == (30, 50, 3, None)
+    assert search_plan(_cfg(search_budget=3), 200, n_lrs=5, n_trials=2) == (60, 150, 2, None)
     # a swept rate needs a few steps to say anything: the floor holds past the budget
-    assert search_steps(cfg, 60, n_lrs=5, n_trials=2) == (MIN_SWEEP_STEPS, 7)
-    assert search_steps(cfg, 4, n_lrs=7, n_trials=12) == (MIN_SWEEP_STEPS, 1)  # a trial: never below one step
-    assert search_steps(_cfg(sweep_steps=9, tune_steps=3), 100, 5, 2) == (9, 3)
-    assert search_steps(_cfg(search_budget=None), 100, 5, 2) == (None, None)
+    assert search_plan(cfg, 12, n_lrs=3, n_trials=2)[:3] == (MIN_SWEEP_STEPS, None, 0)
+    # explicit lengths win, and trials given a length always run
+    assert search_plan(_cfg(sweep_steps=9, tune_steps=3), 100, 5, 2) == (9, 3, 2, None)
+    assert search_plan(_cfg(tune_steps=3), 100, 5, 2) == (5, 3, 2, None)  # the sweep keeps its half
+    assert search_plan(_cfg(search_budget=None), 100, 5, 2) == (None, None, 2, None)
 
 
 def test_a_curated_run_keeps_the_planned_updates_and_spends_its_budget_on_the_search(pipeline_config, tmp_path):
@@ -54,8 +60,31 @@ def test_a_curated_run_keeps_the_planned_updates_and_spends_its_budget_on_the_se
     planned = math.ceil(n_train * (counts["kept"] + counts["removed"]) / counts["kept"] / 4)
     assert planned > math.ceil(n_train / 4)  # the as-given budget is larger than one epoch of what was kept
     assert json.loads((rd / "train/train.json").read_text())["global_step"] == planned
-    half = 0.5 * planned / 2
-    sweep = json.loads((rd / "lr_sweep/lr_sweep.json").read_text())["points"]
-    assert {p["steps"] for p in sweep} == {max(MIN_SWEEP_STEPS, math.floor(half / 3))}
+    # too small a budget for trials a quarter of the training long: the sweep gets it all, and
+    # the final training runs the sweep's best rate
+    sweep = json.loads((rd / "lr_sweep/lr_sweep.json").read_text())
+    assert {p["steps"] for p in sweep["points"]} == {max(MIN_SWEEP_STEPS, math.floor(0.5 * planned / 3))}
+    assert not (rd / "tune/trials.json").exists()
+    assert "search_budget" in json.loads((rd / "tune/skipped.json").read_text())["reason"]
+    trained = json.loads((rd / "train/train.json").read_text())["data"]
+    assert trained["lr"] == sweep["best_lr"] and trained["lr_source"] == "config"
+
+
+def test_a_budget_that_affords_trials_runs_them_and_a_smaller_one_drops_the_old_choice(pipeline_config):
+    # 40 unique records (no curation removes any), 4 per batch, 2 epochs: about 12 final steps
+    cfg = pipeline_config(train={"batch_size": 4, "epochs": 2, "max_steps": None, "eval_steps": None, "bf16": False},
+                          search={"n_trials": 2, "pruner": "none", "space": {"batch_size": {"choices": [4]}}},
+                          pipeline={"sweep_lrs": [1e-4, 1e-3, 1e-2], "sweep_steps": None, "tune_steps": None,
+                                    "search_budget": 4.0})  # fmt: skip
+    rd = run(cfg).run_dir
+    final = json.loads((rd / "train/train.json").read_text())["global_step"]
     trials = json.loads((rd / "tune/trials.json").read_text())["trials"]
-    assert {t["user_attrs"]["global_step"] for t in trials} == {max(1, math.floor(half / 2))}
+    assert len(trials) == 2 and {t["user_attrs"]["global_step"] for t in trials} == {math.floor(4.0 * final / 2 / 2)}
+    assert (rd / "tune/best.yaml").exists() and not (rd / "tune/skipped.json").exists()
+    cfg["pipeline"]["search_budget"] = 0.5  # the search stage reruns and skips: no stale best.yaml is used
+    res = run(cfg)
+    assert not (rd / "tune/best.yaml").exists() and not (rd / "tune/trials.json").exists()
+    assert (rd / "tune/skipped.json").exists()
+    facts = json.loads((rd / "report.json").read_text())
+    assert "skipped by the budget" in json.dumps(facts)
+    assert res.decision is not None

@@ -137,7 +137,8 @@ def preflight(cfg: RunConfig, split_dir: Path, out: Path, *, curate_dir: Path | 
     estimates = {"train_tokens": int(tokens), "seconds": round(tokens / tps, 1), "peak_memory_gb": round(peak, 2),
                  "tokens_per_second_assumed": round(tps, 1), "throughput_source": tps_source,
                  "mean_tokens_per_record": round(mean_len, 1), "steps": {"final": final_steps,
-                 "sweep": sweep_steps * n_lrs, "tune": trial_steps * trials}}  # fmt: skip
+                 "sweep": sweep_steps * n_lrs, "tune": trial_steps * trials},
+                 "tune_skipped": budget.tune_skipped if st["tune"] else None}  # fmt: skip
     mde = mde_for(cfg, len(test))
     risks = _risks(cfg, train, val, lengths, final_steps, mde, curate_dir, audit_dir)
     report = {"estimates": estimates, "min_detectable_effect": mde, "risks": risks,

@@ -165,6 +165,8 @@ def _print_preflight(console: Any, rep: dict[str, Any]) -> None:
                   f"{e['tokens_per_second_assumed']:g} tok/s ({e['throughput_source']}), peak ~{e['peak_memory_gb']} GB; "
                   f"minimum detectable effect on {m['metric']}: {m['value']} with {m['n_test']} test records "
                   f"(alpha {m['alpha']}, power {m['power']})", highlight=False)  # fmt: skip
+    if e.get("tune_skipped"):
+        console.print(f"  preflight: no search trials: {e['tune_skipped']}", highlight=False)
     if rep["risks"]:
         t = Table(title="preflight risks")
         for col in ("level", "risk", "evidence", "fix"):
@@ -203,15 +205,34 @@ def run_lr_sweep(ctx: Ctx) -> list[Path]:
 def run_tune(ctx: Ctx) -> list[Path]:
     from tuneproof.search import tune
 
-    pl, steps = ctx.cfg.pipeline, plan(ctx).tune
-    overrides = [f"train.max_steps={steps}"] if steps else []
-    res = tune(ctx.staged(), overrides=overrides, n_trials=pl.tune_trials, new=ctx.new_study, console=ctx.console)
+    p, out = plan(ctx), ctx.dir("tune")
+    skipped = out / "skipped.json"
+    if p.n_trials == 0:
+        # No trial the budget affords is long enough to rank configurations: the final training
+        # uses the sweep's best rate. An earlier run's choice must not stand in for a search.
+        for stale in ("best.yaml", "trials.json", "importances.json"):
+            (out / stale).unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        skipped.write_text(json.dumps({"skipped": True, "reason": p.tune_skipped, "final_steps": p.final}, indent=2) + "\n")
+        ctx.console.print(f"  tune: skipped: {p.tune_skipped}", highlight=False)
+        return [skipped]
+    skipped.unlink(missing_ok=True)
+    overrides = [f"train.max_steps={p.tune}"] if p.tune else []
+    res = tune(ctx.staged(), overrides=overrides, n_trials=p.n_trials, new=ctx.new_study, console=ctx.console)
     if res is None:  # non-zero rank of a distributed job
         return []
     _reparent(ctx, res.mlflow_run_id)
     ctx.console.print(f"  tune: best {res.best_params} (val loss {res.best_value:.4g}, trial {res.best_trial})", highlight=False)
-    out = ctx.dir("tune")
-    return [p for p in (res.best_yaml, res.trials_json, out / "importances.json") if p.exists()]
+    return [f for f in (res.best_yaml, res.trials_json, out / "importances.json") if f.exists()]
+
+
+def _sweep_lr(ctx: Ctx) -> float | None:
+    """The lr sweep's best rate, when the sweep ran in this pipeline."""
+    path = ctx.dir("lr_sweep") / "lr_sweep.json"
+    if not (ctx.cfg.pipeline.stages["lr_sweep"] and path.is_file()):
+        return None
+    best = json.loads(path.read_text()).get("best_lr")
+    return float(best) if best is not None else None
 
 
 def run_train(ctx: Ctx) -> list[Path]:
@@ -243,6 +264,10 @@ def run_train(ctx: Ctx) -> list[Path]:
             if steps:
                 ctx.console.print(f"  train: batch {chosen} (from the search) instead of {planned}: {raw['train']['max_steps']} "
                                   f"steps, so it sees the planned {steps * planned} examples", highlight=False)  # fmt: skip
+    elif not cfg.train.lr and (swept := _sweep_lr(ctx)) is not None:
+        # No search trials (skipped by the budget, or switched off): the sweep's best rate, not the default.
+        raw["train"]["lr"] = swept
+        ctx.console.print(f"  train: lr {swept:g}, the lr sweep's best (no search trials)", highlight=False)
     source: Any = load_config(raw)
     res = train(source, parent_run_id=ctx.parent_run_id, output_dir=ctx.dir("train"), console=ctx.console)
     ctx.console.print(f"  train: {res.global_step} steps, best step {res.best_step}, guard "
@@ -312,7 +337,8 @@ STAGES: list[Stage] = [
     Stage("tune", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("lr_sweep") / "lr_sweep.json"],
           lambda cfg: {**_training_slice(cfg), "search": cfg.search.model_dump(mode="json"), "budget": cfg.pipeline.search_budget,
                        "trials": cfg.pipeline.tune_trials, "steps": cfg.pipeline.tune_steps, "lrs": cfg.pipeline.sweep_lrs}, run_tune),  # fmt: skip
-    Stage("train", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("tune") / "best.yaml"], _training_slice,
+    Stage("train", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("tune") / "best.yaml",
+                              c.dir("lr_sweep") / "lr_sweep.json"], _training_slice,
           run_train),  # fmt: skip
     Stage("evaluate", lambda c: [*_split_files(c, "train", "test"), c.dir("train") / "model"],
           lambda cfg: {"task": cfg.task, "model": cfg.model.name, "eval": cfg.eval.model_dump(mode="json"),

@@ -207,6 +207,9 @@ def _lr_sweep(r: _Reader, pipeline: Any) -> dict[str, Any]:
 
 def _search(r: _Reader, pipeline: Any) -> dict[str, Any]:
     data, _ = r.json("tune/trials.json")
+    skipped, _ = r.json("tune/skipped.json")
+    if not isinstance(data, dict) and isinstance(skipped, dict) and skipped.get("reason"):
+        return _not_run(f"skipped by the budget: {skipped['reason']}")
     if not isinstance(data, dict):
         return _not_run(_stage_reason(pipeline, ("tune",), "tune/trials.json is missing"))
     trials = []

@@ -78,3 +78,27 @@ def test_weighted_metrics_equal_sklearn_on_repeated_rows():
     assert auroc(y, score, counts)[0] == pytest.approx(roc_auc_score(y[rep], score[rep]))
     assert macro_f1(y, pred, 2, counts)[0] == pytest.approx(f1_score(y[rep], pred[rep], average="macro"))
     assert accuracy(y, pred, counts)[0] == pytest.approx(np.mean(y[rep] == pred[rep]))
+
+
+def test_the_probe_ignores_a_dimension_whose_spread_is_float_rounding():
+    from tuneproof.evaluate._classify import fit_probe
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    x = rng.normal(size=(200, 6)) + y[:, None] * 0.3
+    # a near-constant dimension (as MiniLM's mean-pooled output has): its values are rounding
+    # noise; standardised, it would be a unit-variance feature, here one that leaks the label
+    x = np.hstack([x, (y * 1e-31 + rng.normal(scale=1e-33, size=200))[:, None]])
+    probe = fit_probe(x, y, 2, seed=0)
+    assert probe[0].get_support().tolist() == [True] * 6 + [False]
+    shuffled = x.copy()
+    shuffled[:, -1] = rng.permutation(shuffled[:, -1])
+    np.testing.assert_allclose(probe.predict_proba(shuffled), probe.predict_proba(x))
+
+
+def test_the_probe_on_identical_embeddings_is_a_clear_error():
+    from tuneproof.errors import DataError
+    from tuneproof.evaluate._classify import fit_probe
+
+    with pytest.raises(DataError, match="identical in every dimension"):
+        fit_probe(np.ones((10, 4)), np.array([0, 1] * 5), 2, seed=0)

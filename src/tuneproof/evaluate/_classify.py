@@ -125,6 +125,11 @@ def embed(
 def fit_probe(train_x: np.ndarray, train_y: np.ndarray, n_classes: int, seed: int) -> Any:
     """Logistic regression on standardised frozen embeddings.
 
+    Dimensions whose spread is float rounding rather than signal (std below 1e-6 x the median
+    dimension's) are dropped first: MiniLM's mean-pooled output has one whose values are about
+    1e-31 (std 2e-33 on SpamAssassin), which standardising would blow up into a unit-variance
+    random feature; scikit-learn's own constant-feature guard misses it.
+
     Raises:
         DataError: the training split holds fewer than two classes.
     """
@@ -138,7 +143,16 @@ def fit_probe(train_x: np.ndarray, train_y: np.ndarray, n_classes: int, seed: in
             f"the training split holds only one class ({present.tolist()}), so the linear-probe "
             "reference cannot be fit. Fix: pass a training split with examples of every class."
         )
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    from sklearn.feature_selection import VarianceThreshold
+
+    floor = 1e-6 * float(np.median(np.std(train_x, axis=0)))
+    if not (np.var(train_x, axis=0) > floor**2).any():
+        raise DataError(
+            f"the {len(train_x)} training embeddings are identical in every dimension, so the linear-probe "
+            "reference cannot be fit. Fix: check that the training texts differ and were not truncated to nothing "
+            "(model.max_length)."
+        )
+    probe = make_pipeline(VarianceThreshold(floor**2), StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
     probe.fit(train_x, train_y)
     return probe
 

@@ -227,12 +227,11 @@ def run_tune(ctx: Ctx) -> list[Path]:
 
 
 def _sweep_lr(ctx: Ctx) -> float | None:
-    """The lr sweep's best rate, when the sweep ran in this pipeline."""
-    path = ctx.dir("lr_sweep") / "lr_sweep.json"
-    if not (ctx.cfg.pipeline.stages["lr_sweep"] and path.is_file()):
-        return None
-    best = json.loads(path.read_text()).get("best_lr")
-    return float(best) if best is not None else None
+    """The lr sweep's best rate, when the sweep ran in this pipeline (read as ``tune`` reads it)."""
+    from tuneproof.search._space import _sweep_range
+
+    swept = _sweep_range(ctx.run_dir) if ctx.cfg.pipeline.stages["lr_sweep"] else None
+    return swept[1] if swept else None
 
 
 def run_train(ctx: Ctx) -> list[Path]:

@@ -487,8 +487,10 @@ class PipelineConfig(_Section):
         default=0.5,
         gt=0,
         description="the lr sweep and the trials together train at most this fraction of the final training's "
-        "examples (half each; at least 4 steps per swept rate) unless sweep_steps/tune_steps are set; null: sweep steps min(max_steps, 30) and "
-        "full-length trials",
+        "examples (half each; at least 4 steps per swept rate) unless sweep_steps/tune_steps are set; trials "
+        "shorter than a quarter of the final training are skipped (fewer than 3 fit: the sweep takes the whole "
+        "share, so the default 0.5 runs the sweep alone and 1.5 runs 3 trials); null: sweep steps "
+        "min(max_steps, 30) and full-length trials",
     )
     strict: bool = Field(default=False, description="stop when the preflight finds a high risk")
 

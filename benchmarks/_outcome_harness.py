@@ -384,10 +384,11 @@ def run_tuneproof(sc: Scenario, seed: int, data: dict[str, Path], work: Path, co
     if best.is_file():
         first = best.read_text().splitlines()[1]
         details["best_params"] = first.removeprefix("# params: ")
-    else:  # no search trials: the final training ran the sweep's best rate
-        sweep = res.run_dir / "lr_sweep" / "lr_sweep.json"
-        if sweep.is_file():
-            details["best_params"] = json.dumps({"lr": json.loads(sweep.read_text()).get("best_lr"), "search": "lr sweep only"})
+    else:  # no search trials: the final training ran the sweep's rate for it
+        sweep, trained = res.run_dir / "lr_sweep" / "lr_sweep.json", res.run_dir / "train" / "train.json"
+        if sweep.is_file() and trained.is_file():
+            details["best_params"] = json.dumps({"lr": json.loads(trained.read_text())["data"].get("lr"), "search": "lr sweep only",
+                                                 "sweep_best": json.loads(sweep.read_text()).get("best_lr")})  # fmt: skip
     man = res.run_dir / "curate" / "manifest.json"
     if curate and man.is_file():
         c = json.loads(man.read_text())["counts"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal, get_origin
@@ -240,6 +241,17 @@ class TrainConfig(_Section):
         description="cap a batch at this many tokens (longest example x examples); batches are "
         "grouped by length, so short examples share a batch and padding stays small",
     )
+
+    def planned_steps(self, n_records: float) -> int:
+        """Optimizer steps of a training over ``n_records`` examples: ``max_steps``, else ``epochs`` passes.
+
+        Example:
+            >>> TrainConfig(batch_size=8, epochs=2).planned_steps(100)  # 13 batches x 2
+            26
+        """
+        if self.max_steps:
+            return self.max_steps
+        return max(1, math.ceil(self.epochs * math.ceil(n_records / self.batch_size) / self.grad_accum))
 
 
 class ParamRange(_Section):

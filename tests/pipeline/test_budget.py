@@ -8,6 +8,7 @@ import math
 from tuneproof.config import load_config
 from tuneproof.pipeline import run
 from tuneproof.pipeline._budget import MIN_SWEEP_STEPS, curation_factor, final_steps, search_plan
+from tuneproof.search import training_lr
 
 
 def _cfg(**pipeline):
@@ -67,7 +68,10 @@ def test_a_curated_run_keeps_the_planned_updates_and_spends_its_budget_on_the_se
     assert not (rd / "tune/trials.json").exists()
     assert "search_budget" in json.loads((rd / "tune/skipped.json").read_text())["reason"]
     trained = json.loads((rd / "train/train.json").read_text())["data"]
-    assert trained["lr"] == sweep["best_lr"] and trained["lr_source"] == "config"
+    assert sweep["horizon"] == planned  # the sweep's rate is for the planned training's length
+    steps = sweep["points"][0]["steps"]
+    assert sweep["train_lr"] == training_lr(sweep["best_lr"], "lora", steps, planned)[0]
+    assert trained["lr"] == sweep["train_lr"] and trained["lr_source"] == "config"
 
 
 def test_a_budget_that_affords_trials_runs_them_and_a_smaller_one_drops_the_old_choice(pipeline_config):

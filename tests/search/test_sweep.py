@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tuneproof.errors import ConfigError
-from tuneproof.search import lr_sweep, resolve_space
+from tuneproof.search import lr_sweep, resolve_space, training_lr
 from tuneproof.config import load_config
 
 
@@ -27,6 +27,11 @@ def test_sweep_finds_a_rate_between_too_small_and_diverging(search_config):
     assert res.edge is None and res.warning is None
     low, high = res.recommended["low"], res.recommended["high"]
     assert low < res.best_lr < high and data["recommended"] == res.recommended
+    # the rate for the training: for the config's own planned length (max_steps here), corrected
+    # only above the method's usual range, and inside the range tune searches
+    assert res.horizon == data["horizon"] == load_config(cfg).train.planned_steps(0)
+    assert data["train_lr"] == res.train_lr == training_lr(res.best_lr, "full", 8, res.horizon)[0]
+    assert low <= res.train_lr <= res.best_lr
     # tune picks the sweep's range up when the config doesn't set one
     space, origin = resolve_space(load_config(cfg))
     assert (space["lr"].low, space["lr"].high, space["lr"].log) == (low, high, True)
@@ -69,3 +74,30 @@ def test_recommended_range_never_extends_past_the_usual_range_above_what_was_mea
     assert low == pytest.approx(1e-4 / 3) and high == 3e-4 and not capped
     # An interior best: its neighbours.
     assert recommend_range([1e-5, 3e-5, 1e-4, 3e-4], 1, "full") == (1e-5, 1e-4, False)
+
+
+def test_the_training_rate_corrects_a_short_run_winner_above_the_usual_range_for_the_training_length():
+    # Inside the method's usual range (full: up to 1e-4): used as measured, whatever the horizon.
+    assert training_lr(3e-5, "full", sweep_steps=10, horizon=1000) == (3e-5, None)
+    assert training_lr(1e-4, "full", sweep_steps=10, horizon=1000) == (1e-4, None)
+    # Above it: scaled by sqrt(sweep steps / training steps) ...
+    lr, note = training_lr(3e-3, "lora", sweep_steps=4, horizon=25)
+    assert lr == pytest.approx(1.2e-3) and "sqrt(4/25)" in note and "short runs favour high rates" in note
+    # ... but never below the usual ceiling (measured full spam/sentiment: 3e-4 best after 10-32 steps,
+    # 3e-5..1e-4 best over 130-460 steps)
+    lr, note = training_lr(3e-4, "full", sweep_steps=10, horizon=130)
+    assert lr == 1e-4 and "not below the usual ceiling 0.0001" in note
+    # A training no longer than the sweep's runs: nothing to correct.
+    assert training_lr(3e-3, "lora", sweep_steps=30, horizon=30) == (3e-3, None)
+    assert training_lr(3e-3, "lora", sweep_steps=30, horizon=10) == (3e-3, None)
+
+
+def test_an_older_sweep_file_without_a_training_rate_still_reads(tmp_path):
+    from tuneproof.search._space import _sweep_range
+
+    (tmp_path / "lr_sweep").mkdir()
+    f = tmp_path / "lr_sweep" / "lr_sweep.json"
+    f.write_text(json.dumps({"best_lr": 3e-4, "recommended": {"low": 1e-4, "high": 1e-3}}))
+    assert _sweep_range(tmp_path)[1] == 3e-4
+    f.write_text(json.dumps({"best_lr": 3e-4, "train_lr": 1e-4, "recommended": {"low": 1e-4, "high": 1e-3}}))
+    assert _sweep_range(tmp_path)[1] == 1e-4

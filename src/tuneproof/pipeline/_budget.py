@@ -53,11 +53,7 @@ def final_steps(cfg: RunConfig, n_train: int, factor: float = 1.0) -> int:
     ``train.max_steps`` when set; else ``train.epochs`` passes over the training split as it
     would have been without curation (``n_train x factor`` records).
     """
-    t = cfg.train
-    if t.max_steps:
-        return t.max_steps
-    batches = math.ceil(n_train * factor / t.batch_size)
-    return max(1, math.ceil(t.epochs * batches / t.grad_accum))
+    return cfg.train.planned_steps(n_train * factor)
 
 
 def search_plan(cfg: RunConfig, final: int, n_lrs: int, n_trials: int) -> tuple[int | None, int | None, int, str | None]:

@@ -196,9 +196,11 @@ def run_lr_sweep(ctx: Ctx) -> list[Path]:
     from tuneproof.search import lr_sweep
 
     pl = ctx.cfg.pipeline
-    res = lr_sweep(ctx.staged(), lrs=pl.sweep_lrs, steps=plan(ctx).sweep, console=ctx.console)
+    p = plan(ctx)
+    res = lr_sweep(ctx.staged(), lrs=pl.sweep_lrs, steps=p.sweep, horizon=p.final, console=ctx.console)
     _reparent(ctx, res.mlflow_run_id)
-    ctx.console.print(f"  lr sweep: best lr {res.best_lr:g}, tune searches {res.recommended}", highlight=False)
+    ctx.console.print(f"  lr sweep: best lr {res.best_lr:g}, {res.train_lr:g} for the {res.horizon}-step training; tune "
+                      f"searches {res.recommended}", highlight=False)  # fmt: skip
     return [res.json_path, res.plot_path]
 
 
@@ -227,7 +229,7 @@ def run_tune(ctx: Ctx) -> list[Path]:
 
 
 def _sweep_lr(ctx: Ctx) -> float | None:
-    """The lr sweep's best rate, when the sweep ran in this pipeline (read as ``tune`` reads it)."""
+    """The lr sweep's rate for the final training, when the sweep ran in this pipeline (read as ``tune`` reads it)."""
     from tuneproof.search._space import _sweep_range
 
     swept = _sweep_range(ctx.run_dir) if ctx.cfg.pipeline.stages["lr_sweep"] else None
@@ -264,9 +266,9 @@ def run_train(ctx: Ctx) -> list[Path]:
                 ctx.console.print(f"  train: batch {chosen} (from the search) instead of {planned}: {raw['train']['max_steps']} "
                                   f"steps, so it sees the planned {steps * planned} examples", highlight=False)  # fmt: skip
     elif not cfg.train.lr and (swept := _sweep_lr(ctx)) is not None:
-        # No search trials (skipped by the budget, or switched off): the sweep's best rate, not the default.
+        # No search trials (skipped by the budget, or switched off): the sweep's rate, not the default.
         raw["train"]["lr"] = swept
-        ctx.console.print(f"  train: lr {swept:g}, the lr sweep's best (no search trials)", highlight=False)
+        ctx.console.print(f"  train: lr {swept:g}, the lr sweep's rate for this training (no search trials)", highlight=False)
     source: Any = load_config(raw)
     res = train(source, parent_run_id=ctx.parent_run_id, output_dir=ctx.dir("train"), console=ctx.console)
     ctx.console.print(f"  train: {res.global_step} steps, best step {res.best_step}, guard "

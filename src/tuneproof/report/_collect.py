@@ -201,7 +201,7 @@ def _lr_sweep(r: _Reader, pipeline: Any) -> dict[str, Any]:
     data, _ = r.json("lr_sweep/lr_sweep.json")
     if not isinstance(data, dict):
         return _not_run(_stage_reason(pipeline, ("lr_sweep", "lr-sweep"), "lr_sweep/lr_sweep.json is missing"))
-    keys = ("best_lr", "recommended", "edge", "warning", "method", "steps")
+    keys = ("best_lr", "train_lr", "horizon", "train_lr_note", "recommended", "edge", "warning", "method", "steps")
     return {"status": "ok", "points": [p for p in data.get("points") or [] if isinstance(p, dict)], **{k: data.get(k) for k in keys}}
 
 

@@ -134,6 +134,9 @@ def _lr_sweep(s: dict[str, Any]) -> str:
     rec = s.get("recommended") or {}
     out.append(f"<p>Best rate {num(s.get('best_lr'))}; range recommended for the search: [{num(rec.get('low'))}, {num(rec.get('high'))}] "
                f"({e(s.get('method'))}, {num(s.get('steps'))} steps per rate).</p>")  # fmt: skip
+    if s.get("train_lr") is not None:
+        why = f": {e(s['train_lr_note'])}" if s.get("train_lr_note") else " (the best rate)"
+        out.append(f"<p>Rate for the {num(s.get('horizon'))}-step training: {num(s.get('train_lr'))}{why}.</p>")
     if s.get("warning"):
         out.append(f"<p>⚠ {e(s['warning'])}</p>")
     rows = [[num(p.get("lr")), num(p.get("val_loss")), num(p.get("train_loss")), e(p.get("status"))] for p in s.get("points") or []]

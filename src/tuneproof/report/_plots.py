@@ -45,6 +45,8 @@ def lr_sweep_plot(sec: dict[str, Any]) -> str | None:
         ax.axvspan(rec["low"], rec["high"], color="green", alpha=0.12, label="range recommended for tune")
     if _finite(sec.get("best_lr")):
         ax.axvline(sec["best_lr"], color="green", ls="--", label=f"best lr {sec['best_lr']:.3g}")
+    if _finite(sec.get("train_lr")) and sec["train_lr"] != sec.get("best_lr"):
+        ax.axvline(sec["train_lr"], color="purple", ls="-.", label=f"for the training: {sec['train_lr']:.3g}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("validation loss")

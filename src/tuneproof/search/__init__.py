@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from tuneproof.search._space import DEFAULT_LR_RANGE, PARAM_TARGETS, apply_params, baseline_params, default_space, resolve_space
 from tuneproof.search._storage import open_storage, redact, resolve_url
-from tuneproof.search._sweep import DEFAULT_SWEEP_GRID, SweepResult, lr_sweep, recommend_range
+from tuneproof.search._sweep import DEFAULT_SWEEP_GRID, SweepResult, lr_sweep, recommend_range, training_lr
 from tuneproof.search._tune import TuneResult, tune
 
 __all__ = [
@@ -37,5 +37,6 @@ __all__ = [
     "redact",
     "resolve_space",
     "resolve_url",
+    "training_lr",
     "tune",
 ]

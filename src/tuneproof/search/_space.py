@@ -54,14 +54,19 @@ def default_space(cfg: RunConfig) -> SearchSpace:
 
 
 def _sweep_range(run_dir: Path) -> tuple[ParamRange, float | None, Path] | None:
-    """The sweep's recommended lr range, its best rate (None in an older file) and the file."""
+    """The sweep's recommended lr range, its rate for the training (None in an older file) and the file.
+
+    The rate is ``train_lr``, the best short-run rate corrected for the training's length
+    (:func:`tuneproof.search.training_lr`); a file from before that correction gives ``best_lr``.
+    """
     path = run_dir / "lr_sweep" / "lr_sweep.json"
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
         rec = data["recommended"]
-        best = float(data["best_lr"]) if data.get("best_lr") is not None else None
+        rate = data.get("train_lr", data.get("best_lr"))
+        best = float(rate) if rate is not None else None
         return ParamRange(low=float(rec["low"]), high=float(rec["high"]), log=True), best, path
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise ConfigError(

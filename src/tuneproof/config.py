@@ -298,7 +298,7 @@ class SearchConfig(_Section):
     )
     baseline_first: bool = Field(
         default=True,
-        description="run the sweep's best lr with the config's own values as trial 0, so that a short search "
+        description="run the sweep's rate for the training with the config's own values as trial 0, so that a short search "
         "always has the measured sweep winner to beat",
     )
     storage: str | None = Field(

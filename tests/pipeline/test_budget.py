@@ -62,7 +62,7 @@ def test_a_curated_run_keeps_the_planned_updates_and_spends_its_budget_on_the_se
     assert planned > math.ceil(n_train / 4)  # the as-given budget is larger than one epoch of what was kept
     assert json.loads((rd / "train/train.json").read_text())["global_step"] == planned
     # too small a budget for trials a quarter of the training long: the sweep gets it all, and
-    # the final training runs the sweep's best rate
+    # the final training runs the sweep's rate for it
     sweep = json.loads((rd / "lr_sweep/lr_sweep.json").read_text())
     assert {p["steps"] for p in sweep["points"]} == {max(MIN_SWEEP_STEPS, math.floor(0.5 * planned / 3))}
     assert not (rd / "tune/trials.json").exists()

@@ -14,7 +14,7 @@ Two rules, both in examples seen (steps x batch):
 - **A trial must be long enough to rank configurations**: at least ``MIN_TRIAL_FRACTION`` of
   the final training, and a search at least ``MIN_TUNE_TRIALS`` of them (the baseline and two
   proposals). When the trials' share affords fewer, the search trials are skipped and the lr
-  sweep takes the whole share; the final training then uses the sweep's best rate. Measured
+  sweep takes the whole share; the final training then uses the sweep's rate for it. Measured
   (outcome --quick, BENCHMARKS.md): trials of 2-7 steps ranked by noise; the baseline trial won
   6 of 10 runs, and two of the four proposals that won made the final training worse. At the
   default budget (0.5) the search is the lr sweep alone; ``search_budget: 1.5`` runs 3 trials.
@@ -82,7 +82,7 @@ def search_plan(cfg: RunConfig, final: int, n_lrs: int, n_trials: int) -> tuple[
             skipped = (f"pipeline.search_budget {pl.search_budget:g} gives the trials {share / 2:g} of the final training's "
                        f"{final} steps: {affordable} trial(s) of {trial} steps ({MIN_TRIAL_FRACTION:.0%} of it, the least that "
                        f"ranks configurations), and a search needs {MIN_TUNE_TRIALS} (the baseline and two proposals); "
-                       "the lr sweep takes the whole share and the final training uses its best rate. "
+                       "the lr sweep takes the whole share and the final training uses its rate for the training. "
                        f"To search: pipeline.search_budget >= {2 * MIN_TUNE_TRIALS * MIN_TRIAL_FRACTION:g}, or set pipeline.tune_steps")  # fmt: skip
             n_trials = 0
         else:

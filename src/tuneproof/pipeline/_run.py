@@ -211,7 +211,7 @@ def run_tune(ctx: Ctx) -> list[Path]:
     skipped = out / "skipped.json"
     if p.n_trials == 0:
         # No trial the budget affords is long enough to rank configurations: the final training
-        # uses the sweep's best rate. An earlier run's choice must not stand in for a search.
+        # uses the sweep's rate. An earlier run's choice must not stand in for a search.
         for stale in ("best.yaml", "trials.json", "importances.json"):
             (out / stale).unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)

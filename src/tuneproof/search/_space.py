@@ -154,7 +154,7 @@ def apply_params(config: dict[str, Any], params: dict[str, Any]) -> dict[str, An
 
 
 def baseline_params(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
-    """The known-good starting point: the sweep's best lr and the config's own values.
+    """The known-good starting point: the sweep's rate for the training and the config's own values.
 
     ``tune`` runs it as its first trial, so that a short search (whose first trials are
     random draws) always has the measured sweep winner to beat. A dimension whose config

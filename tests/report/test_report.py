@@ -82,6 +82,7 @@ def test_facts_match_the_stage_outputs(built, run_dir):
     assert s["forgetting"]["n_texts"] >= 1 and "flagged" in s["forgetting"]
     sweep = json.loads((run_dir / "lr_sweep" / "lr_sweep.json").read_text())
     assert s["lr-sweep"]["best_lr"] == sweep["best_lr"] and len(s["lr-sweep"]["points"]) == 3
+    assert s["lr-sweep"]["train_lr"] == sweep["train_lr"] and s["lr-sweep"]["horizon"] == sweep["horizon"] > 0
     assert s["search"]["n_trials"] == 4 and s["search"]["best"]["value"] == min(t["value"] for t in s["search"]["trials"])
     train = json.loads((run_dir / "train" / "train.json").read_text())
     assert s["training"]["curve"] == train["guard"]["curve"] and s["training"]["best_step"] == train["best_step"]
@@ -96,6 +97,8 @@ def test_decision_headline_causes_and_ci_are_in_the_verdict(built):
     assert "not proven: do not ship" in verdict and 'class="noship"' in verdict
     assert "test_too_small" in verdict and "score on a few hundred test records" in verdict
     assert "95% CI [" in verdict
+    sweep = _section(page, "lr-sweep")
+    assert "-step training: " in sweep  # the rate the training used, and why when it is not the best
     preflight = _section(page, "preflight")
     assert "too_few_examples" in preflight and 'class="high"' in preflight and "0.21" in preflight
 

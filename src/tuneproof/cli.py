@@ -264,11 +264,13 @@ def tune(
     new: Annotated[bool, typer.Option("--new/--resume", help="Start the study afresh, or continue it (default).")] = False,
 ) -> None:
     """Bayesian search (Optuna TPE) with pruning; writes best.yaml and parameter importances."""
+    from tuneproof.search import _dist
     from tuneproof.search import tune as run_tune
 
     result = run_tune(
         _load(config, set_), storage=storage, n_trials=n_trials, study_name=study_name, new=new, console=err_console
     )
+    _dist.finish()
     if result is not None:  # None on the non-zero ranks of a distributed job
         console.print(f"best val loss {result.best_value:.4f} (trial {result.best_trial}); train it with: "
                       f"tuneproof train {result.best_yaml}", soft_wrap=True)  # fmt: skip
@@ -282,9 +284,11 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
 ) -> None:
     """Train one model (full, LoRA or freeze) with early stopping and the overfitting guard."""
+    from tuneproof.search import _dist
     from tuneproof.train import train as run_training
 
     result = run_training(_load(config, set_), resume=resume, console=err_console)
+    _dist.finish()
     guard = result.guard
     print_table(
         "training",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["is_distributed", "rank", "share"]
+__all__ = ["finish", "is_distributed", "rank", "share"]
 
 
 def is_distributed() -> bool:
@@ -40,3 +40,20 @@ def share(obj: Any) -> Any:
     box = [obj if rank() == 0 else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def finish() -> None:
+    """Tear the process group down on every rank at the end of a distributed command.
+
+    Left to interpreter exit, the group's threads can be destroyed while still running, and
+    a rank aborts after its work is done ("terminate called without an active exception",
+    SIGABRT, so torchrun fails the job): seen once in CI under load, in the two-rank tune
+    test, after both trials and best.yaml were written.
+    """
+    if not is_distributed():
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

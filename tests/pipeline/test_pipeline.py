@@ -168,3 +168,25 @@ def test_a_given_eval_file_is_the_test_set_as_it_stands(pipeline_config, tmp_pat
     from tuneproof.train import resolve_bf16
 
     assert ev["details"]["bf16"] is resolve_bf16("auto", on_gpu=False)  # scoring follows train.bf16
+
+
+def test_a_changed_tuneproof_or_library_reruns_every_stage(pipeline_config):
+    cfg = pipeline_config(train={"max_steps": 2}, pipeline={"stages": {"lr_sweep": False, "tune": False}})
+    first = run(cfg)
+    ledger_path = first.run_dir / "pipeline.json"
+    ledger = json.loads(ledger_path.read_text())
+    assert len(ledger["versions"]["tuneproof_code"]) == 16
+    assert _status(run(cfg))["train"] == "skipped_unchanged"  # same code: reused
+
+    ledger = json.loads(ledger_path.read_text())
+    ledger["versions"]["tuneproof_code"] = "0" * 16  # as if the last run was made by other code
+    ledger["versions"]["transformers"] = "0.0.1"
+    ledger_path.write_text(json.dumps(ledger))
+    third = run(cfg)
+    st = _status(third)
+    for name in ("audit", "curate", "split", "preflight", "train", "evaluate"):
+        assert st[name] == "done", (name, st)
+    because = json.loads(ledger_path.read_text())["rerun_because"]
+    assert any(b.startswith("tuneproof_code 0000000000000000 -> ") for b in because), because
+    assert any(b.startswith("transformers 0.0.1 -> ") for b in because), because
+    assert _status(run(cfg))["train"] == "skipped_unchanged"  # and the next run reuses again

@@ -19,7 +19,7 @@ from tuneproof.pipeline._budget import Plan
 from tuneproof.pipeline._budget import plan as budget_plan
 from tuneproof.pipeline._decision import decide
 from tuneproof.pipeline._preflight import min_effect, preflight
-from tuneproof.pipeline._state import hash_config, hash_inputs, read_ledger, sha256_file, write_ledger
+from tuneproof.pipeline._state import code_hash, hash_config, hash_inputs, read_ledger, sha256_file, write_ledger
 
 
 @dataclass
@@ -350,11 +350,17 @@ _PACKAGES = ("tuneproof", "torch", "transformers", "peft", "trl", "optuna", "mlf
 
 
 def _versions() -> dict[str, str]:
-    out = {}
+    out = {"tuneproof_code": code_hash()}
     for p in _PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[p] = metadata.version(p)
     return out
+
+
+def _changed_versions(before: dict[str, str], now: dict[str, str]) -> list[str]:
+    """``name old -> new`` for each package (and tuneproof's code) that differs between two ledgers."""
+    return [f"{k} {before.get(k, '(none)')} -> {now.get(k, '(none)')}" for k in sorted(set(before) | set(now))
+            if before.get(k) != now.get(k)]  # fmt: skip
 
 
 def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | None = None, strict: bool | None = None,
@@ -398,11 +404,20 @@ def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | 
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(cfg.to_yaml())
-    old = {s["name"]: s for s in read_ledger(run_dir).get("stages", [])}
-    prev_parent = read_ledger(run_dir).get("mlflow_parent_run_id")
+    prev = read_ledger(run_dir)
+    old = {s["name"]: s for s in prev.get("stages", [])}
+    prev_parent = prev.get("mlflow_parent_run_id")
     ledger: dict[str, Any] = {"stages": [], "mlflow_parent_run_id": None, "versions": _versions(),
                               "data_hashes": {str(p): sha256_file(p) for p in _source_files(Ctx(cfg, console)) if p.is_file()}}  # fmt: skip
     console.rule(f"[bold]tuneproof run {cfg.name}")
+    # A stage's output depends on the code that made it: after an upgrade (or an edited checkout)
+    # nothing from the last run is reused, whatever its inputs.
+    changed = _changed_versions(prev.get("versions", {}), ledger["versions"]) if old else []
+    if changed:
+        console.print(f"[yellow]tuneproof's code or a library changed since the last run in {run_dir} "
+                      f"({'; '.join(changed)}): every stage runs again[/yellow]")  # fmt: skip
+        ledger["rerun_because"] = changed
+        old = {}
     try:
         parent_cm = track.start_run(cfg.tracking, f"{cfg.name}/pipeline", run_id=prev_parent, tags={"tuneproof.stage": "pipeline"})
         parent = parent_cm.__enter__()

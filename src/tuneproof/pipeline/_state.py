@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -25,6 +26,21 @@ def hash_inputs(paths: list[Path]) -> str:
             h.update(str(q.name).encode())
             h.update(sha256_file(q).encode() if q.exists() else b"missing")
     return h.hexdigest()
+
+
+@functools.cache
+def code_hash() -> str:
+    """sha256 over tuneproof's own source files (their paths and contents), 16 hex digits.
+
+    The package version alone misses a changed checkout or an editable install; a stage's
+    result depends on the code that made it as much as on its inputs.
+    """
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for q in sorted(root.rglob("*.py")):
+        h.update(q.relative_to(root).as_posix().encode())
+        h.update(sha256_file(q).encode())
+    return h.hexdigest()[:16]
 
 
 def hash_config(slice_: Any) -> str:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tuneproof.errors import ModelLoadError
-from tuneproof.models import load_model, load_tokenizer, resolve_model
+from tuneproof.models import inference_device, load_model, load_tokenizer, model_device, resolve_model
 
 
 def test_tiny_llama_loads_for_sft_and_trains(tiny_llama_dir):
@@ -119,3 +119,19 @@ def test_unknown_hub_id_offline_is_refused_before_loading(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="not in the local cache while HF_HUB_OFFLINE"):
         resolve_model("no-such-org/no-such-model-xyz")
+
+
+def test_inference_device_follows_the_machine_and_the_environment(monkeypatch, tiny_bert_dir):
+    monkeypatch.delenv("TUNEPROOF_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert inference_device().type == expected
+    monkeypatch.setenv("TUNEPROOF_DEVICE", "cpu")
+    assert inference_device() == torch.device("cpu")
+    model, _ = load_model(tiny_bert_dir, "classification", num_labels=2)
+    assert model_device(model.to(inference_device())) == torch.device("cpu")
+    monkeypatch.setenv("TUNEPROOF_DEVICE", "gpu0")
+    with pytest.raises(ModelLoadError, match=r"TUNEPROOF_DEVICE='gpu0' is not a torch device.*Fix: use cpu, cuda"):
+        inference_device()
+    monkeypatch.setenv("TUNEPROOF_DEVICE", f"cuda:{torch.cuda.device_count() if torch.cuda.is_available() else 0}")
+    with pytest.raises(ModelLoadError, match=r"CUDA GPU\(s\).*Fix: unset TUNEPROOF_DEVICE"):
+        inference_device()

@@ -38,8 +38,10 @@ __all__ = [
     "ModelSource",
     "cache_root",
     "convert_gguf",
+    "inference_device",
     "load_model",
     "load_tokenizer",
+    "model_device",
     "resolve_model",
 ]
 
@@ -215,6 +217,45 @@ def load_tokenizer(name: str | os.PathLike, *, trust_remote_code: bool = False) 
     except Exception as exc:
         raise ModelLoadError(f"could not load the tokenizer of {name!r} from {directory}: {exc}") from exc
     return _fill_pad_token(tokenizer)
+
+
+def inference_device() -> Any:
+    """Where evaluation and embedding run (training places itself through Trainer/Accelerate).
+
+    ``TUNEPROOF_DEVICE`` when set (``cpu``, ``cuda``, ``cuda:1``, ...); else this process's GPU
+    when CUDA is available (``cuda:LOCAL_RANK`` under torchrun/Accelerate); else the CPU.
+
+    Raises:
+        ModelLoadError: ``TUNEPROOF_DEVICE`` names no device torch knows, or a GPU that
+            this machine does not have.
+
+    Example:
+        >>> inference_device().type in ("cpu", "cuda")
+        True
+    """
+    import torch
+
+    name = os.environ.get("TUNEPROOF_DEVICE", "").strip()
+    if not name:
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"TUNEPROOF_DEVICE={name!r} is not a torch device ({exc}). Fix: use cpu, cuda or cuda:N.") from exc
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        raise ModelLoadError(f"TUNEPROOF_DEVICE={name!r}, but this machine has {found} CUDA GPU(s). "
+                             "Fix: unset TUNEPROOF_DEVICE, or set it to cpu.")  # fmt: skip
+    return device
+
+
+def model_device(model: Any) -> Any:
+    """The device of a model's weights (the CPU for a model without parameters)."""
+    import torch
+
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def load_model(

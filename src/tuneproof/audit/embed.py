@@ -75,13 +75,13 @@ class Embedder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from tuneproof.models import resolve_model
+        from tuneproof.models import inference_device, resolve_model
 
         source = resolve_model(model)
         path = str(source.path) if source.path else model
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model: Any = AutoModel.from_pretrained(path).eval()
+            self.model: Any = AutoModel.from_pretrained(path).eval().to(inference_device())
         except Exception as exc:  # transformers raises many kinds; report the one it gave
             raise ModelLoadError(f"could not load the embedding model {model!r} from {path}: {exc}") from exc
         self.name = model
@@ -115,12 +115,13 @@ class Embedder:
             for idx in iterator:
                 batch = [texts[i] or " " for i in idx]
                 enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
-                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                enc = enc.to(self.model.device)
+                with torch.inference_mode(), torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                     hidden = self.model(**enc).last_hidden_state.float()
                 mask = enc["attention_mask"].unsqueeze(-1).float()
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                out[idx] = pooled.numpy()
+                out[idx] = pooled.cpu().numpy()
                 if bar is not None:
                     bar.advance(task, len(idx))
         finally:

@@ -303,6 +303,10 @@ def release(model: Any) -> None:
     """Drop a model before loading the next one, so two large models never share memory."""
     del model
     gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _write_records(path: Path, records: list, run: ModelRun, primary: str) -> None:

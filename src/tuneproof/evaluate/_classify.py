@@ -15,6 +15,7 @@ import numpy as np
 
 from tuneproof.data import Record, Schema
 from tuneproof.errors import DataError
+from tuneproof.models import inference_device, model_device
 
 __all__ = ["ClassScores", "check_text_label", "classification_metrics", "embed", "fit_probe", "label_ids", "predict_proba"]
 
@@ -77,8 +78,8 @@ def predict_proba(
         if "token_type_ids" not in _accepted(model):
             enc.pop("token_type_ids", None)
         with torch.inference_mode():
-            logits = model(**enc).logits.float()
-        out[batch] = torch.softmax(logits, dim=-1).numpy()
+            logits = model(**enc.to(model_device(model))).logits.float()
+        out[batch] = torch.softmax(logits, dim=-1).cpu().numpy()
         if task is not None:
             progress.advance(task, len(batch))
     return out
@@ -103,7 +104,7 @@ def embed(
     if base_dir is not None and (Path(base_dir) / "modules.json").is_file():
         from sentence_transformers import SentenceTransformer
 
-        st = SentenceTransformer(str(base_dir), device="cpu")
+        st = SentenceTransformer(str(base_dir), device=str(inference_device()))
         st.max_seq_length = min(st.max_seq_length or max_length, max_length)
         return np.asarray(st.encode(list(texts), batch_size=batch_size, show_progress_bar=False)), "sentence-transformers"
     out: np.ndarray | None = None
@@ -111,10 +112,11 @@ def embed(
         enc = tokenizer([texts[i] for i in batch], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         if "token_type_ids" not in _accepted(model):
             enc.pop("token_type_ids", None)
+        enc = enc.to(model_device(model))
         with torch.inference_mode():
             hidden = model(**enc, output_hidden_states=True).hidden_states[-1].float()
         m = enc["attention_mask"].unsqueeze(-1).float()
-        pooled = ((hidden * m).sum(1) / m.sum(1).clamp(min=1)).numpy()
+        pooled = ((hidden * m).sum(1) / m.sum(1).clamp(min=1)).cpu().numpy()
         if out is None:
             out = np.zeros((len(texts), pooled.shape[1]))
         out[batch] = pooled

@@ -20,7 +20,7 @@ from tuneproof.evaluate._classify import (
     probe_proba,
 )
 from tuneproof.evaluate._loading import is_adapter, load_tuned, read_labels
-from tuneproof.models import load_model, resolve_model
+from tuneproof.models import inference_device, load_model, resolve_model
 
 _SHOW_CHARS = 300
 
@@ -54,7 +54,7 @@ def run_classification(
     proba: dict[str, np.ndarray] = {}
     with ui.progress() as progress:
         model, tok = load_model(base, "classification", labels=labels, seed=seed)
-        model.eval()
+        model.eval().to(inference_device())
         proba["base"] = predict_proba(model, tok, texts, max_length=max_length, batch_size=batch_size,
                                       progress=progress, label="base (untrained head)")  # fmt: skip
         base_dir = resolve_model(base).path
@@ -67,6 +67,7 @@ def run_classification(
         probe = fit_probe(train_x, y_train, n_classes, seed)
         proba["probe"] = probe_proba(probe, test_x, n_classes)
         model, tok = load_tuned(tuned, base, "classification", labels=labels, seed=seed)
+        model.eval().to(inference_device())
         if model.config.num_labels != n_classes:
             raise ModelLoadError(
                 f"the tuned model {tuned} has {model.config.num_labels} classes but the labels are "

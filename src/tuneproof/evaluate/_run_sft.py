@@ -19,7 +19,7 @@ from tuneproof.evaluate._bootstrap import paired_bootstrap
 from tuneproof.evaluate._forgetting import forgetting_texts, perplexity_stat
 from tuneproof.evaluate._loading import load_tuned
 from tuneproof.evaluate._sft import generate, prompt_text, score_nll, sft_examples, text_nll
-from tuneproof.models import load_model
+from tuneproof.models import inference_device, load_model
 
 _SHOW_CHARS = 500
 
@@ -49,7 +49,7 @@ def run_sft(
                 model, tok = load_model(base, "sft", seed=seed)
             else:
                 model, tok = load_tuned(tuned, base, "sft", seed=seed)
-            model.eval()
+            model.eval().to(inference_device())
             if who == "base":
                 details["prompt_format"] = "chat template" if getattr(tok, "chat_template", None) else "plain text"
                 details["example_prompt"] = prompt_text(tok, examples[0].messages)[:_SHOW_CHARS]

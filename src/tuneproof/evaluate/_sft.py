@@ -14,6 +14,7 @@ from typing import Any
 
 from tuneproof.data import Record, Schema
 from tuneproof.errors import DataError
+from tuneproof.models import model_device
 
 __all__ = ["SftExample", "encode_example", "generate", "score_nll", "sft_examples", "text_nll"]
 
@@ -128,11 +129,13 @@ def _token_nll(model: Any, seqs: list[list[int]], pad_id: int, bf16: bool) -> tu
     for i, s in enumerate(seqs):
         ids[i, : len(s)] = torch.tensor(s)
         mask[i, : len(s)] = 1
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    device = model_device(model)
+    ids, mask = ids.to(device), mask.to(device)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(input_ids=ids, attention_mask=mask).logits
-    logits = logits[:, :-1].float()
-    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-    return nll, mask[:, 1:].bool()
+        logits = logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+    return nll.cpu(), mask[:, 1:].bool().cpu()
 
 
 def score_nll(
@@ -227,8 +230,9 @@ def generate(
             p = prompts[i]
             ids[row, width - len(p) :] = torch.tensor(p)
             mask[row, width - len(p) :] = 1
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+        device = model_device(model)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config)
         for row, i in enumerate(batch):
             new = out[row, width:].tolist()
             cut = next((k + 1 for k, t in enumerate(new) if t in eos), len(new))

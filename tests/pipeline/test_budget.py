@@ -92,3 +92,23 @@ def test_a_budget_that_affords_trials_runs_them_and_a_smaller_one_drops_the_old_
     facts = json.loads((rd / "report.json").read_text())
     assert "skipped by the budget" in json.dumps(facts)
     assert res.decision is not None
+
+
+def test_a_short_trials_high_winning_rate_is_corrected_for_the_final_training(pipeline_config):
+    # 2-step trials at rates above LoRA's usual range (up to 5e-4); the final training has 8 steps.
+    cfg = pipeline_config(train={"max_steps": 8},
+                          search={"n_trials": 2, "pruner": "none", "baseline_first": False,
+                                  "space": {"lr": {"choices": [2e-3, 4e-3]}, "batch_size": {"choices": [4]}}},
+                          pipeline={"stages": {"lr_sweep": False}, "tune_steps": 2})  # fmt: skip
+    rd = run(cfg).run_dir
+    import yaml
+
+    best = yaml.safe_load((rd / "tune/best.yaml").read_text())["train"]["lr"]
+    expected, note = training_lr(best, "lora", 2, 8, source="the best trial's lr")
+    assert expected == float(f"{max(best * math.sqrt(2 / 8), 5e-4):.3g}") and expected < best
+    trained = json.loads((rd / "train/train.json").read_text())["data"]
+    assert trained["lr"] == expected
+    choice = json.loads((rd / "train/lr_choice.json").read_text())
+    assert choice == {"lr": expected, "why": note} and note.startswith(f"the best trial's lr {best:g} lies above")
+    facts = json.loads((rd / "report.json").read_text())
+    assert "the best trial's lr" in facts["sections"]["training"]["data"]["lr_source"]

@@ -242,6 +242,7 @@ def run_train(ctx: Ctx) -> list[Path]:
     cfg, p = ctx.cfg, plan(ctx)
     best = ctx.dir("tune") / "best.yaml"
     raw = ctx.staged().model_dump(mode="json")
+    why: str | None = None  # how the pipeline chose the rate, when it did (train/lr_choice.json)
     if p.factor != 1 and not cfg.train.max_steps:
         # train.epochs count passes over the data as given: curation picks which examples train,
         # not how many updates the model gets.
@@ -265,15 +266,32 @@ def run_train(ctx: Ctx) -> list[Path]:
             if steps:
                 ctx.console.print(f"  train: batch {chosen} (from the search) instead of {planned}: {raw['train']['max_steps']} "
                                   f"steps, so it sees the planned {steps * planned} examples", highlight=False)  # fmt: skip
+        why = "the best search trial's lr"
+        if p.tune and raw["train"].get("lr"):
+            # Trials shorter than the final training favour high rates, as the sweep's runs do.
+            from tuneproof.search import training_lr
+
+            horizon = max(1, round(p.final * planned / chosen))
+            lr, note = training_lr(raw["train"]["lr"], raw["model"]["method"], p.tune, horizon, source="the best trial's lr")
+            if note:
+                raw["train"]["lr"] = lr
+                why = note
+                ctx.console.print(f"  train: lr {lr:g}: {note}", highlight=False)
     elif not cfg.train.lr and (swept := _sweep_lr(ctx)) is not None:
         # No search trials (skipped by the budget, or switched off): the sweep's rate, not the default.
         raw["train"]["lr"] = swept
-        ctx.console.print(f"  train: lr {swept:g}, the lr sweep's rate for this training (no search trials)", highlight=False)
+        why = "the lr sweep's rate for this training (no search trials)"
+        ctx.console.print(f"  train: lr {swept:g}, {why}", highlight=False)
     source: Any = load_config(raw)
     res = train(source, parent_run_id=ctx.parent_run_id, output_dir=ctx.dir("train"), console=ctx.console)
     ctx.console.print(f"  train: {res.global_step} steps, best step {res.best_step}, guard "
                       f"{'FIRED' if res.guard.get('overfitting') else 'quiet'}", highlight=False)  # fmt: skip
-    return [res.train_json, res.model_dir]
+    choice = ctx.dir("train") / "lr_choice.json"
+    choice.unlink(missing_ok=True)
+    if why is None:
+        return [res.train_json, res.model_dir]
+    choice.write_text(json.dumps({"lr": raw["train"]["lr"], "why": why}, indent=2) + "\n")
+    return [res.train_json, res.model_dir, choice]
 
 
 def run_evaluate(ctx: Ctx) -> list[Path]:
@@ -281,10 +299,11 @@ def run_evaluate(ctx: Ctx) -> list[Path]:
 
     cfg, out = ctx.cfg, ctx.dir("evaluate")
     split = ctx.dir("split")
+    from tuneproof.models import inference_device
     from tuneproof.train import resolve_bf16
 
-    # Scoring runs on the CPU (autocast "cpu"); it follows train.bf16 there.
-    bf16 = resolve_bf16(cfg.train.bf16, on_gpu=False)
+    # Scoring follows train.bf16 on the device it runs on (the GPU when there is one).
+    bf16 = resolve_bf16(cfg.train.bf16, on_gpu=inference_device().type == "cuda")
     res = evaluate(cfg.model.name, ctx.dir("train") / "model", split / "test.jsonl", out, task=cfg.task,
                    config=cfg.eval.model_copy(update={"min_effect": min_effect(cfg)}),
                    train=split / "train.jsonl" if cfg.task == "classification" else None, labels=cfg.model.labels,

@@ -239,6 +239,9 @@ def _training(r: _Reader, pipeline: Any) -> dict[str, Any]:
         return _not_run(_stage_reason(pipeline, ("train",), "train/train.json is missing"))
     guard = data.get("guard") or {}
     info = data.get("data") or {}
+    choice, _ = r.json("train/lr_choice.json")  # written when the pipeline chose the rate
+    if isinstance(choice, dict) and choice.get("why"):
+        info = {**info, "lr_source": f"{info.get('lr_source')}: {choice['why']}"}
     return {
         "status": "ok",
         "curve": [c for c in guard.get("curve") or [] if isinstance(c, dict)],

@@ -111,7 +111,7 @@ def recommend_range(grid: Sequence[float], best_i: int, method: str) -> tuple[fl
     return low, high, capped
 
 
-def training_lr(best: float, method: str, sweep_steps: int, horizon: int) -> tuple[float, str | None]:
+def training_lr(best: float, method: str, sweep_steps: int, horizon: int, *, source: str = "the sweep's best") -> tuple[float, str | None]:
     """The rate for a training of ``horizon`` steps, from the best rate of ``sweep_steps``-step runs.
 
     A short run ranks rates by how fast they lower the loss, and the fastest is the highest
@@ -130,6 +130,9 @@ def training_lr(best: float, method: str, sweep_steps: int, horizon: int) -> tup
     distrusted. A rate inside the range is used as measured (going lower risks under-training
     short runs: quick spam's 45-step training needs 1e-4, 3e-5 stayed near the majority class).
 
+    The same holds for the winning trial of a search whose trials are shorter than the final
+    training (``source`` names where ``best`` came from in the note).
+
     Returns:
         ``(rate, note)``; ``note`` says why the rate differs from ``best`` (None when it does not).
 
@@ -145,7 +148,7 @@ def training_lr(best: float, method: str, sweep_steps: int, horizon: int) -> tup
     scaled = best * math.sqrt(sweep_steps / horizon)
     rate = float(f"{max(scaled, ceiling):.3g}")
     note = (
-        f"the sweep's best {best:g} lies above the usual {method} range (up to {ceiling:g}) and won runs of "
+        f"{source} {best:g} lies above the usual {method} range (up to {ceiling:g}) and won runs of "
         f"{sweep_steps} steps; short runs favour high rates, so for the {horizon}-step training it is scaled by "
         f"sqrt({sweep_steps}/{horizon}) to {scaled:.3g}" + (f", but not below the usual ceiling {ceiling:g}" if scaled < ceiling else "")
     )  # fmt: skip

@@ -112,3 +112,17 @@ def test_a_short_trials_high_winning_rate_is_corrected_for_the_final_training(pi
     assert choice == {"lr": expected, "why": note} and note.startswith(f"the best trial's lr {best:g} lies above")
     facts = json.loads((rd / "report.json").read_text())
     assert "the best trial's lr" in facts["sections"]["training"]["data"]["lr_source"]
+
+
+def test_the_baseline_trial_at_the_sweeps_corrected_rate_is_not_corrected_twice(pipeline_config):
+    # All swept rates lie far above LoRA's usual range: the sweep's rate for the 8-step training
+    # is its best x sqrt(2/8); the one trial (the baseline) trains at it and wins by default.
+    cfg = pipeline_config(train={"max_steps": 8},
+                          search={"n_trials": 1, "pruner": "none", "space": {"batch_size": {"choices": [4]}}},
+                          pipeline={"sweep_lrs": [4e-3, 6e-3, 1e-2], "sweep_steps": 2, "tune_steps": 2, "tune_trials": 1})  # fmt: skip
+    rd = run(cfg).run_dir
+    sweep = json.loads((rd / "lr_sweep/lr_sweep.json").read_text())
+    assert sweep["train_lr"] == float(f"{sweep['best_lr'] * 0.5:.3g}") and sweep["train_lr"] > 5e-4
+    trained = json.loads((rd / "train/train.json").read_text())["data"]
+    assert trained["lr"] == sweep["train_lr"]
+    assert json.loads((rd / "train/lr_choice.json").read_text())["why"] == "the best search trial's lr"

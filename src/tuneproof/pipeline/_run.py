@@ -267,8 +267,9 @@ def run_train(ctx: Ctx) -> list[Path]:
                 ctx.console.print(f"  train: batch {chosen} (from the search) instead of {planned}: {raw['train']['max_steps']} "
                                   f"steps, so it sees the planned {steps * planned} examples", highlight=False)  # fmt: skip
         why = "the best search trial's lr"
-        if p.tune and raw["train"].get("lr"):
-            # Trials shorter than the final training favour high rates, as the sweep's runs do.
+        if p.tune and raw["train"].get("lr") and raw["train"]["lr"] != _sweep_lr(ctx):
+            # Trials shorter than the final training favour high rates, as the sweep's runs do
+            # (the sweep's own rate, which the baseline trial uses, is already for this horizon).
             from tuneproof.search import training_lr
 
             horizon = max(1, round(p.final * planned / chosen))

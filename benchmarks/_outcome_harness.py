@@ -83,7 +83,7 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").split("\n"):
         if line.strip():
             try:
                 out.append(json.loads(line))
@@ -279,7 +279,7 @@ def scoring_bf16(sc: Scenario) -> bool:
 
 
 def _reference_scores(records_jsonl: Path, metric: str) -> tuple[str, list[float]]:
-    rows = [json.loads(x) for x in records_jsonl.read_text().splitlines() if x.strip()]
+    rows = [json.loads(x) for x in records_jsonl.read_text().split("\n") if x.strip()]
     ref = "probe" if "probe" in rows[0] else "base"
     key = metric if metric in rows[0][ref] else "accuracy"
     return ref, [r[ref][key] for r in rows]
@@ -404,7 +404,7 @@ def run_tuneproof(sc: Scenario, seed: int, data: dict[str, Path], work: Path, co
 def _removed_origins(path: Path) -> dict[str, int]:
     out: dict[str, int] = {}
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8").split("\n"):
             if line.strip():
                 row = json.loads(line)
                 o = str((row.get("record") or row).get("origin", "?"))

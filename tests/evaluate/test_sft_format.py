@@ -37,9 +37,10 @@ def test_prompt_tokens_are_the_generation_prompt_and_the_rest_is_the_answer_turn
     assert tok.decode(ids[n_prompt:]) == "in Paris<|im_end|>\n"
 
 
-def test_long_prompts_are_cut_from_the_left_and_the_answer_kept(tok):
+def test_long_prompts_lose_their_middle_and_the_answer_is_kept(tok):
     ex = SftExample("x", [{"role": "user", "content": "word " * 200}], "in Paris")
     ids, n_prompt, cut = encode_example(tok, ex, 32)
     assert cut and len(ids) == 32
     assert tok.decode(ids[n_prompt:]) == "in Paris<|im_end|>\n"
+    assert tok.decode(ids[:n_prompt]).startswith("<|im_start|>user\n")
     assert tok.decode(ids[:n_prompt]).endswith("<|im_start|>assistant\n")

@@ -85,11 +85,51 @@ def test_chat_labels_every_assistant_turn_and_no_user_turn():
     assert trained == "Hello there<|im_end|>\nRome<|im_end|>\n"
 
 
-def test_alpaca_and_truncation():
+def test_alpaca_and_truncation_keeps_the_completion_whole():
     tok = tiny_tokenizer()
     r = Record("a:1", Schema.ALPACA, {"instruction": "Summarize", "input": "the market rose today", "output": "rose"})
     feats, cut = encode_sft(r, tok, max_length=8)
-    assert cut and len(feats["input_ids"]) == 8 and all(lab == IGNORE for lab in feats["labels"])
+    assert cut and len(feats["input_ids"]) == 8
+    trained = [t for t, lab in zip(feats["input_ids"], feats["labels"]) if lab != IGNORE]
+    assert tok.decode(trained) == "rose<|im_end|>\n"
+
+
+def test_a_long_prompt_loses_its_middle_as_evaluation_cuts_it():
+    from tuneproof.evaluate import encode_example, sft_examples
+
+    tok = tiny_tokenizer()
+    article = "Opening line. " + "filler words here " * 80 + "Closing line."
+    r = pc(1, "Summarize the article.\n\n" + article, "The market rose.")
+    feats, cut = encode_sft(r, tok, max_length=48)
+    assert cut and len(feats["input_ids"]) == 48
+    ids, labels = feats["input_ids"], feats["labels"]
+    n_prompt = sum(1 for lab in labels if lab == IGNORE)
+    assert tok.decode(ids[n_prompt:]) == "The market rose.<|im_end|>\n"  # learned whole
+    prompt = tok.decode(ids[:n_prompt])
+    # the start (template header, instruction) and the end (the assistant header) survive
+    assert prompt.startswith("<|im_start|>user\nSummarize") and prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")
+    assert "Closing line." in prompt and "filler words here " * 40 not in prompt
+    # evaluation scores the same tokens the model was trained on
+    (ex,) = sft_examples([r], "d.jsonl")
+    assert encode_example(tok, ex, 48) == (ids, n_prompt, True)
+
+
+def test_fit_prompt_cuts_the_completion_only_when_it_alone_is_too_long():
+    from tuneproof.train.sft import fit_prompt
+
+    assert fit_prompt([1, 2, 3], [4], 8) == ([1, 2, 3], [4], False)
+    assert fit_prompt(list(range(10)), [20, 21], 7) == ([0, 1, 7, 8, 9], [20, 21], True)
+    assert fit_prompt([1, 2, 3], list(range(20, 30)), 6) == ([3], [20, 21, 22, 23, 24], True)
+
+
+def test_a_chat_with_several_assistant_turns_is_still_cut_from_the_right():
+    tok = tiny_tokenizer()
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"},
+                {"role": "user", "content": "word " * 100}, {"role": "assistant", "content": "Rome"}]  # fmt: skip
+    feats, cut = encode_sft(Record("c:1", Schema.CHAT, {"messages": messages}), tok, max_length=24)
+    assert cut and len(feats["input_ids"]) == 24
+    trained = tok.decode([t for t, lab in zip(feats["input_ids"], feats["labels"]) if lab != IGNORE])
+    assert trained.startswith("Hello there<|im_end|>") and "Rome" not in trained
 
 
 def test_lm_head_on_completion_positions_gives_the_full_logits_loss(tiny_llama_dir):

@@ -1,8 +1,11 @@
 """Too long: the real tokenizer's count against the model's maximum length.
 
-For prompt/completion records the prompt comes first, so truncation cuts the end of the
-completion: the finding says how many completion tokens would be lost (all of them means
-the record teaches nothing).
+Training and evaluation cut a prompt with one completion as
+:func:`tuneproof.train.sft.fit_prompt` does: the prompt's middle gives way and the completion
+is kept whole, unless it alone is over the limit. The finding says how many prompt and
+completion tokens would be lost. Text records and chats with several assistant turns are
+cut from the right, which can cut completion tokens (all of them means the record teaches
+nothing).
 """
 
 from __future__ import annotations
@@ -10,8 +13,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from tuneproof.audit._base import SEVERE, WARNING, CheckNotRun, Context, Finding, completion_text, prompt_text
-from tuneproof.data import Record
+from tuneproof.audit._base import (
+    SEVERE,
+    WARNING,
+    CheckNotRun,
+    Context,
+    Finding,
+    _chat_turns,
+    completion_text,
+    prompt_text,
+)
+from tuneproof.data import Record, Schema
 from tuneproof.errors import TuneproofError
 
 __all__ = ["TooLongCheck", "model_max_tokens"]
@@ -68,6 +80,19 @@ class TooLongCheck:
             if total <= limit:
                 continue
             has_completion = completion_text(rec) is not None
+            if has_completion and _one_completion(rec):
+                kept = min(c, max(1, limit - 1))
+                cut, prompt_cut = c - kept, p - min(p, max(1, limit - kept))
+                details = {"tokens": total, "max_tokens": limit, "prompt_tokens_cut": prompt_cut, "completion_tokens_cut": cut}
+                if cut:
+                    why = (f"{total} tokens, over the limit of {limit}: the completion alone is over it, so {cut} of "
+                           f"its {c} tokens would be cut, and the prompt kept to {p - prompt_cut} tokens.")  # fmt: skip
+                    yield Finding(rec.id, self.name, WARNING, why, "completion truncated", details, i)
+                else:
+                    why = (f"{total} tokens, over the limit of {limit}: {prompt_cut} of the prompt's {p} tokens would be "
+                           f"cut from its middle; the completion is kept whole.")  # fmt: skip
+                    yield Finding(rec.id, self.name, WARNING, why, "prompt truncated", details, i)
+                continue
             cut = min(c, total - limit) if has_completion else 0
             details = {"tokens": total, "max_tokens": limit, "completion_tokens_cut": cut}
             if has_completion and cut == c and c > 0:
@@ -80,3 +105,11 @@ class TooLongCheck:
                 severity, code = WARNING, "text truncated"
                 why = f"{total} tokens, over the limit of {limit}: the last {total - limit} tokens would be cut."
             yield Finding(rec.id, self.name, severity, why, code, details, i)
+
+
+def _one_completion(record: Record) -> bool:
+    """Whether training cuts this record's prompt rather than its end: one prompt, one completion."""
+    if record.schema in (Schema.PROMPT_COMPLETION, Schema.ALPACA):
+        return True
+    roles = [m.get("role") for m in _chat_turns(record)]
+    return record.schema == Schema.CHAT and roles.count("assistant") == 1 and roles[-1] == "assistant"

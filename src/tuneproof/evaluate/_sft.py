@@ -78,16 +78,14 @@ def sft_examples(records: Sequence[Record], source: str) -> list[SftExample]:
 def encode_example(tokenizer: Any, example: SftExample, max_length: int) -> tuple[list[int], int, bool]:
     """Token ids of prompt + completion, how many of them are prompt, and whether any were cut.
 
-    The prompt is cut from the left when the whole is longer than ``max_length``, so the
-    completion is always scored in full (a completion alone over ``max_length`` is cut
-    from the right).
+    Cut as training cuts (:func:`tuneproof.train.sft.fit_prompt`): when the whole is longer
+    than ``max_length``, the prompt's middle gives way, so the completion is always scored in
+    full (a completion alone over ``max_length`` is cut from the right).
     """
-    prompt_ids, completion_ids = _split_ids(tokenizer, example)
-    total = len(prompt_ids) + len(completion_ids)
-    completion_ids = completion_ids[: max_length - 1]
-    keep = max(1, max_length - len(completion_ids))
-    prompt_ids = prompt_ids[-keep:]
-    return prompt_ids + completion_ids, len(prompt_ids), len(prompt_ids) + len(completion_ids) < total
+    from tuneproof.train.sft import fit_prompt
+
+    prompt_ids, completion_ids, cut = fit_prompt(*_split_ids(tokenizer, example), max_length)
+    return prompt_ids + completion_ids, len(prompt_ids), cut
 
 
 def prompt_text(tokenizer: Any, messages: list[dict[str, str]]) -> str:

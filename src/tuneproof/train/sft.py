@@ -15,7 +15,7 @@ from typing import Any
 from tuneproof.data import Record, Schema
 from tuneproof.errors import DataError
 
-__all__ = ["CompletionLoss", "SftCollator", "completion_loss", "encode_sft", "render_segments"]
+__all__ = ["CompletionLoss", "SftCollator", "completion_loss", "encode_sft", "fit_prompt", "render_segments"]
 
 IGNORE = -100
 
@@ -83,20 +83,61 @@ def _template_segments(record: Record, messages: list[dict[str, str]], tokenizer
     return out
 
 
+def fit_prompt(prompt: list[int], completion: list[int], max_length: int) -> tuple[list[int], list[int], bool]:
+    """Cut prompt + completion token ids to ``max_length``, keeping the completion whole.
+
+    The completion is what training learns and evaluation scores, so the prompt gives way:
+    its middle is cut, keeping its start (system prompt, instruction, a document's opening)
+    and its end (a trailing question, the chat template's assistant header), half the room
+    each (the end gets the odd token). Only a completion longer than ``max_length - 1`` on its own is cut, from the right.
+    Training and evaluation both cut this way, so a model is scored on prompts cut as it was
+    trained on them.
+
+    Returns:
+        ``(prompt, completion, cut)``; ``cut`` is True when any token was dropped.
+
+    Example:
+        >>> fit_prompt([1, 2, 3, 4, 5, 6], [7, 8], 6)
+        ([1, 2, 5, 6], [7, 8], True)
+    """
+    if len(prompt) + len(completion) <= max_length:
+        return prompt, completion, False
+    completion = completion[: max(1, max_length - 1)]
+    room = max(1, max_length - len(completion))
+    if len(prompt) > room:
+        tail = (room + 1) // 2  # with room for one token, the last: it starts the answer
+        prompt = prompt[: room - tail] + prompt[-tail:]
+    return prompt, completion, True
+
+
 def encode_sft(record: Record, tokenizer: Any, max_length: int) -> tuple[dict[str, list[int]], bool]:
     """Token ids and completion-only labels of one record, cut to ``max_length``.
+
+    A prompt with one completion (prompt/completion, Alpaca, a chat ending in its only
+    assistant turn) is cut by :func:`fit_prompt`: the prompt's middle gives way so the
+    completion is learned whole. Text records and chats with several assistant turns are
+    cut from the right.
 
     Returns:
         ``(features, truncated)``; ``features["labels"]`` is -100 on prompt tokens.
     """
-    ids: list[int] = []
-    labels: list[int] = []
+    pieces: list[tuple[list[int], bool]] = []
     for text, trained in render_segments(record, tokenizer):
-        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
-        ids.extend(piece)
-        labels.extend(piece if trained else [IGNORE] * len(piece))
-    truncated = len(ids) > max_length
-    ids, labels = ids[:max_length], labels[:max_length]
+        piece = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if pieces and pieces[-1][1] == trained:  # e.g. system + user turns without a chat template
+            pieces[-1] = (pieces[-1][0] + piece, trained)
+        else:
+            pieces.append((piece, trained))
+    if len(pieces) == 2 and not pieces[0][1] and pieces[1][1]:
+        prompt, completion, truncated = fit_prompt(pieces[0][0], pieces[1][0], max_length)
+        ids, labels = prompt + completion, [IGNORE] * len(prompt) + completion
+    else:
+        ids, labels = [], []
+        for piece, trained in pieces:
+            ids.extend(piece)
+            labels.extend(piece if trained else [IGNORE] * len(piece))
+        truncated = len(ids) > max_length
+        ids, labels = ids[:max_length], labels[:max_length]
     # Position 0 has no previous token to predict it from.
     if labels:
         labels[0] = IGNORE

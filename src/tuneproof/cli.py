@@ -131,9 +131,7 @@ def _audit_options(config: Path | None, set_: list[str] | None, fields: list[str
     defaults: dict[str, Any] = {"model": "smollm2-135m", "task": "sft"}
     if config is not None:
         cfg = load_config(config, set_ or [])
-        audit_cfg = cfg.audit
-        if audit_cfg.max_tokens is None and cfg.model.max_length:
-            audit_cfg = audit_cfg.model_copy(update={"max_tokens": cfg.model.max_length})
+        audit_cfg = cfg.audit_for_run
         mapping = mapping or cfg.data.fields
         if given.get("domain") is None and given.get("domain_text") is None:
             defaults.update(domain=cfg.data.domain, domain_text=cfg.data.domain_text)

@@ -554,6 +554,14 @@ class RunConfig(_Section):
     def primary_metric(self) -> str:
         return self.eval.metric or ("nll" if self.task == "sft" else "accuracy")
 
+    @property
+    def audit_for_run(self) -> AuditConfig:
+        """The audit settings, with ``too_long`` measured against this run's ``model.max_length``
+        unless ``audit.max_tokens`` is set."""
+        if self.audit.max_tokens is not None:
+            return self.audit
+        return self.audit.model_copy(update={"max_tokens": self.model.max_length})
+
     def to_yaml(self) -> str:
         """The config as YAML, with defaults filled in (what a run actually used)."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

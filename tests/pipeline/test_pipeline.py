@@ -36,6 +36,8 @@ def test_full_run_writes_the_contract_then_skips_unchanged_and_reruns_only_what_
     assert {s["name"] for s in ledger["stages"]} >= {"audit", "curate", "split", "preflight", "lr_sweep", "tune", "train", "evaluate", "decision", "report"}
     assert all(len(s["input_hash"]) == 64 and len(s["config_hash"]) == 64 for s in ledger["stages"] if s["status"] == "done")
     assert ledger["versions"]["torch"] and list(ledger["data_hashes"].values())[0] != ""
+    # the audit measured length against this run's model.max_length, as training cuts
+    assert json.loads((rd / "audit/audit.json").read_text())["settings"]["max_tokens"] == 64
     # the curation found the duplicates planted in the data, and the split kept them out of test/val
     manifest = json.loads((rd / "curate/manifest.json").read_text())
     assert manifest["counts"]["removed_by_check"].get("exact_duplicate", 0) >= 3

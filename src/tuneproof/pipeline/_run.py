@@ -85,7 +85,7 @@ def _data_slice(cfg: RunConfig) -> dict[str, Any]:
 def _audit_kwargs(cfg: RunConfig) -> dict[str, Any]:
     d = cfg.data
     return {"domain": d.domain, "domain_text": d.domain_text, "eval_data": d.eval_path, "model": cfg.model.name,
-            "task": cfg.task, "fields": d.fields or None, "config": cfg.audit}  # fmt: skip
+            "task": cfg.task, "fields": d.fields or None, "config": cfg.audit_for_run}  # fmt: skip
 
 
 def run_audit(ctx: Ctx) -> list[Path]:

@@ -61,6 +61,21 @@ def test_guard_and_mde_causes(tmp_path):
     assert codes == ["overfitting", "test_too_small"]
 
 
+def test_the_evaluations_measured_variance_overrules_the_preflights_bound(tmp_path):
+    """The preflight bounds var(d) by 0.5 for a metric in [0, 1] (MDE 0.162 for 150 records); a
+    continuous metric's measured CI is far narrower, so a clear effect is not 'test too small'."""
+    cfg = _cfg(tmp_path)
+    rd = cfg.run_dir
+    (rd / "preflight").mkdir(parents=True)
+    (rd / "preflight/preflight.json").write_text(json.dumps({"min_detectable_effect": {"value": 0.162, "n_test": 150,
+                                                             "alpha": 0.05, "power": 0.8}, "risks": []}))  # fmt: skip
+    _write_eval(rd, "no_change", 0.165, 0.190, ci=(0.012, 0.038), n=150)  # e.g. ROUGE-L, short of min_effect
+    assert "test_too_small" not in [c["code"] for c in decide(cfg)["causes"]]
+    _write_eval(rd, "no_change", 0.165, 0.170, ci=(-0.008, 0.018), n=150)  # a gain of 0.005 < measured MDE 0.019
+    (cause,) = [c for c in decide(cfg)["causes"] if c["code"] == "test_too_small"]
+    assert "0.0186" in cause["evidence"] and "paired-bootstrap CI" in cause["evidence"]
+
+
 @pytest.mark.parametrize(("n", "var", "expected"), [(200, 0.5, 0.1401), (50, 0.5, 0.2802), (1000, 0.1, 0.0280)])
 def test_minimum_detectable_effect(n, var, expected):
     # (1.95996 + 0.84162) * sqrt(var / n)

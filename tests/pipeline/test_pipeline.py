@@ -46,6 +46,9 @@ def test_full_run_writes_the_contract_then_skips_unchanged_and_reruns_only_what_
     pre = json.loads((rd / "preflight/preflight.json").read_text())
     assert pre["estimates"]["train_tokens"] > 0 and pre["min_detectable_effect"]["n_test"] == split["counts"]["test"]
     assert {"code", "level", "evidence", "fix"} <= set(pre["risks"][0])
+    # nothing scored yet: the MDE comes from the variance bound, so it is "at most", a medium risk
+    (small,) = [r for r in pre["risks"] if r["code"] == "test_too_small"]
+    assert small["level"] == "medium" and "is at most" in small["evidence"] and "variance bound" in small["evidence"]
     # the final training keeps the planned examples (4 steps x batch 4) whatever batch the search chose
     best_batch = yaml.safe_load((rd / "tune/best.yaml").read_text())["train"]["batch_size"]
     trained = json.loads((rd / "train/train.json").read_text())

@@ -194,9 +194,14 @@ def _risks(cfg, train, val, lengths, final_steps, mde, curate_dir, audit_dir) ->
                                "collect more of the rare class, or use macro_f1 as eval.metric"))
     target = mde["target_effect"]
     if mde["value"] > target:
-        risks.append(_risk("test_too_small", "high" if mde["value"] > 3 * target else "medium",
+        # Before anything is scored, a metric in [0, 1] only has the variance bound: the MDE is
+        # then an upper bound (for ROUGE-L or token F1 several times the real one), so a
+        # medium risk; the decision reads the evaluation's measured variance instead.
+        bound = mde["variance_source"].startswith("conservative bound")
+        risks.append(_risk("test_too_small", "high" if mde["value"] > 3 * target and not bound else "medium",
                            f"with {mde['n_test']} test records the minimum detectable effect on {mde['metric']} is "
-                           f"{mde['value']:.3g} (alpha {ALPHA}, power {POWER}), above the target effect {target:g}",
+                           f"{'at most ' if bound else ''}{mde['value']:.3g} (alpha {ALPHA}, power {POWER}"
+                           f"{'; from the variance bound for a metric in [0, 1]' if bound else ''}), above the target effect {target:g}",
                            f"raise data.test_fraction or add data: about {_n_for(mde, target)} test records detect {target:g}"))
     if len(val) < 30:
         risks.append(_risk("val_too_small", "medium", f"{len(val)} validation records: early stopping and the guard watch noise",

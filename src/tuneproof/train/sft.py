@@ -89,9 +89,9 @@ def fit_prompt(prompt: list[int], completion: list[int], max_length: int) -> tup
     The completion is what training learns and evaluation scores, so the prompt gives way:
     its middle is cut, keeping its start (system prompt, instruction, a document's opening)
     and its end (a trailing question, the chat template's assistant header), half the room
-    each (the end gets the odd token). Only a completion longer than ``max_length - 1`` on its own is cut, from the right.
-    Training and evaluation both cut this way, so a model is scored on prompts cut as it was
-    trained on them.
+    each, the end taking the odd token. Only a completion longer than ``max_length - 1`` on
+    its own is cut, from the right. Training and evaluation both cut this way, so a model
+    is scored on prompts cut as it was trained on them.
 
     Returns:
         ``(prompt, completion, cut)``; ``cut`` is True when any token was dropped.

@@ -286,3 +286,40 @@ def test_a_record_that_quotes_a_line_of_an_eval_record_is_flagged_not_a_near_cop
     # a stricter threshold makes the quote a near-copy too
     strict = {f.id: f for f in LeakageCheck().run(train, context(eval_records=evals, config=AuditConfig(leakage_min_coverage=0.1)))}
     assert strict["t.jsonl:1"].severity == "severe"
+
+
+INSTRUCTION = "please read the following text carefully and then write a short and faithful summary of it"
+
+
+def test_off_domain_sees_past_an_instruction_that_every_record_shares():
+    # Long in-domain bodies on varied topics (like news): as whole records they are alike
+    # mostly through the instruction. A short off-domain body is then nearly all instruction
+    # and scores high as a whole record; without the shared instruction it shares nothing.
+    rng = random.Random(3)
+    vocab = [f"topic{i}" for i in range(400)]
+
+    def body(n: int) -> str:
+        return " ".join(rng.choice(vocab) for _ in range(n))
+
+    refs = [f"{INSTRUCTION}\n{body(30)}" for _ in range(60)]
+    recs = text_records([f"{INSTRUCTION}\n{body(30)}" for _ in range(5)] + [f"{INSTRUCTION}\n{t}" for t in OFF])
+    found = list(OffDomainCheck().run(recs, ctx := context(domain=refs)))
+    threshold = ctx.extras["off_domain_threshold"]["value"]
+    assert {f.id for f in found} == {"t.jsonl:6", "t.jsonl:7", "t.jsonl:8"}
+    for f in found:
+        # the whole record alone would have passed; the record without the instruction did not
+        assert f.details["whole_record"] >= threshold > f.details["without_shared_text"] == f.details["score"]
+        assert "please read the following text" in f.reason and "Whole record" in f.reason
+
+
+def test_strip_shared_text_prefix_suffix_and_short_texts():
+    from tuneproof.audit.relevance import strip_shared_text
+
+    sig = "Sent from my phone, best regards"
+    texts = [f"Q: {t}\n{sig}" for t in ("how are index funds taxed", "what is a bond ladder", "why do yields rise")]
+    texts.append(f"Q: ok\n{sig}")  # too little would be left: kept whole
+    stripped, others, shared = strip_shared_text(texts, ["Q: what moves markets today\nSent from my phone, best regards"])
+    assert shared == "... sent from my phone best regards"  # "q" alone is under 3 words: no prefix
+    assert stripped == ["Q: how are index funds taxed\n", "Q: what is a bond ladder\n", "Q: why do yields rise\n", texts[3]]
+    assert others == ["Q: what moves markets today\n"]
+    assert strip_shared_text(["a b c", "d e f"]) == (["a b c", "d e f"], [], "")

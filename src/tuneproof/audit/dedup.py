@@ -27,7 +27,14 @@ from tuneproof.audit._base import progress as track
 from tuneproof.config import AuditConfig
 from tuneproof.data import Record
 
-__all__ = ["ExactDuplicateCheck", "MinHasher", "NearDuplicateCheck", "near_duplicate_pairs", "strip_shared_affixes"]
+__all__ = [
+    "ExactDuplicateCheck",
+    "MinHasher",
+    "NearDuplicateCheck",
+    "near_duplicate_pairs",
+    "shared_affix",
+    "strip_shared_affixes",
+]
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) for combining
 _BATCH_SHINGLES = 20_000  # shingles hashed per numpy batch: ~18 MB at 112 permutations, cache-friendly
@@ -162,7 +169,7 @@ def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
-def _shared_affix(token_lists: Sequence[list[str]], *, suffix: bool) -> tuple[str, ...]:
+def shared_affix(token_lists: Sequence[list[str]], *, suffix: bool) -> tuple[str, ...]:
     """The longest word prefix (or suffix) that at least half of the texts share, grown one
     word at a time among the texts that still match; () when none of MIN_AFFIX words exists."""
     need = max(3, AFFIX_SHARE * len(token_lists))
@@ -199,7 +206,7 @@ def strip_shared_affixes(token_lists: Sequence[list[str]]) -> list[list[str]]:
     if len(out) < 2:
         return out
     for suffix in (False, True):
-        affix = _shared_affix(out, suffix=suffix)
+        affix = shared_affix(out, suffix=suffix)
         if not affix:
             continue
         n = len(affix)

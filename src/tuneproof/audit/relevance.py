@@ -15,20 +15,28 @@ counted once, as a copy would otherwise be its own nearest neighbour.
 With a description there is nothing to calibrate on: the score is the similarity to the
 description and the threshold is user-set (``audit.off_domain_threshold``) or 0.15.
 
-The text embedded is the whole record (prompt and completion), for records and references
-alike. Measured on the demo data (NQ-open trivia among chit-chat and fortunes, every
-prompt starting with the same instruction), scoring the prompt alone, or removing the
-instruction every record shares, separated the domain worse than the whole text (see
-BENCHMARKS.md, audit section).
+A record is scored twice when most records share some text (an instruction that starts
+every prompt, a signature that ends every email; found as in near-duplicate shingling, at
+least 3 words shared by at least half of the records): as the whole record, and without that
+text (records and references alike). The shared text adds the same direction to every
+embedding, so in a short record it can hide that the rest is off-domain (fortunes with a
+summarization instruction scored like news), while on other data the instruction plus a short
+answer is itself what makes a record look like the references (trivia). The record's
+relevance is the lower of the two, the second put on the whole-record scale (the same number
+of standard deviations from the references' own leave-one-out mean); the references are
+scored the same way, so the threshold stays calibrated. Measured on three corpora (see
+BENCHMARKS.md, audit section): fortunes among news caught 4% -> 37%, trivia data unchanged.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from tuneproof.audit._base import SEVERE, CheckNotRun, Context, Finding, record_text
+from tuneproof.audit._base import _WORD, SEVERE, CheckNotRun, Context, Finding, record_text, words
+from tuneproof.audit.dedup import MIN_WORDS, shared_affix
 from tuneproof.data import Record
 
 __all__ = [
@@ -38,6 +46,7 @@ __all__ = [
     "embedder",
     "knn_scores",
     "record_embeddings",
+    "strip_shared_text",
 ]
 
 DOMAIN_TEXT_THRESHOLD = 0.15
@@ -116,6 +125,49 @@ def calibrate_threshold(refs: np.ndarray, quantile: float, k: int) -> tuple[floa
     return float(np.quantile(loo, quantile)), loo
 
 
+def _cut(text: str, prefix: tuple[str, ...], suffix: tuple[str, ...]) -> str:
+    spans = list(_WORD.finditer(text))
+    toks = [m.group().lower() for m in spans]
+    start, end = 0, len(text)
+    n, m = len(prefix), len(suffix)
+    if n and tuple(toks[:n]) == prefix and len(toks) - n >= MIN_WORDS:
+        start, spans, toks = spans[n - 1].end(), spans[n:], toks[n:]
+    if m and len(toks) >= m and tuple(toks[-m:]) == suffix and len(toks) - m >= MIN_WORDS:
+        end = spans[-m].start()
+    out = text[start:end]
+    return re.sub(r"^[\W_]+", "", out) if start else out
+
+
+def strip_shared_text(texts: Sequence[str], others: Sequence[str] = ()) -> tuple[list[str], list[str], str]:
+    """Remove the word prefix and suffix that at least half of ``texts`` share, from ``texts``
+    and from ``others`` (the references); a text keeps them when too little would be left.
+
+    Returns:
+        the stripped ``texts``, the stripped ``others``, and the shared text as words ("" when
+        there is none; then the texts come back unchanged).
+
+    Example:
+        >>> recs = ["Answer briefly please: who wrote Dracula", "Answer briefly please: capital of Peru",
+        ...         "Answer briefly please: tallest mountain on Earth"]
+        >>> stripped, refs, shared = strip_shared_text(recs, ["Answer briefly please: largest ocean there is"])
+        >>> stripped[0], refs[0], shared
+        ('who wrote Dracula', 'largest ocean there is', 'answer briefly please ...')
+    """
+    tokens = [words(t) for t in texts]
+    prefix = shared_affix(tokens, suffix=False) if len(tokens) >= 2 else ()
+    suffix = shared_affix(tokens, suffix=True) if len(tokens) >= 2 else ()
+    if not prefix and not suffix:
+        return list(texts), list(others), ""
+    shared = " ".join([" ".join(prefix)] * bool(prefix) + ["..."] + [" ".join(suffix)] * bool(suffix))
+    return [_cut(t, prefix, suffix) for t in texts], [_cut(t, prefix, suffix) for t in others], shared
+
+
+def _on_scale(x: np.ndarray, own: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``x``, scored like ``own`` (the references' leave-one-out scores), as the score that is
+    as many standard deviations from ``target``'s mean."""
+    return target.mean() + target.std() * (x - own.mean()) / own.std()
+
+
 class OffDomainCheck:
     """Records whose similarity to the domain falls below the threshold."""
 
@@ -137,9 +189,29 @@ class OffDomainCheck:
                 )
             refs = enc.encode(texts, progress=context.progress, description="embedding references")
             k = min(cfg.off_domain_k, len(refs) - 1)
-            calibrated, _ = calibrate_threshold(refs, cfg.off_domain_quantile, k)
             scores = knn_scores(vectors, refs, k)
+            loo = knn_scores(refs, refs, k, leave_one_out=True)
+            whole, rescaled = scores, None
             measure = f"mean similarity to the {k} nearest domain references"
+            bare, bare_refs, shared = strip_shared_text([record_text(r) for r in records], texts)
+            if shared:
+                # Without the shared text, on the whole-record scale; the lower of the two counts.
+                bare_vecs = enc.encode(
+                    bare, progress=context.progress, description="embedding records without the shared text"
+                )
+                bare_refs_vecs = enc.encode(bare_refs)
+                bare_loo = knn_scores(bare_refs_vecs, bare_refs_vecs, k, leave_one_out=True)
+                if bare_loo.std() > 0 and loo.std() > 0:
+                    bare_scores = knn_scores(bare_vecs, bare_refs_vecs, k)
+                    rescaled = _on_scale(bare_scores, bare_loo, loo)
+                    scores = np.minimum(whole, rescaled)
+                    loo = np.minimum(loo, _on_scale(bare_loo, bare_loo, loo))
+                    measure = (
+                        f"relevance (the mean similarity to the {k} nearest domain references, of the whole "
+                        f'record or, if lower, of the record without "{shared}" that most records share, '
+                        "put on the whole-record scale)"
+                    )
+            calibrated = float(np.quantile(loo, cfg.off_domain_quantile))
             source = (
                 f"calibrated: the {cfg.off_domain_quantile:.0%} quantile of the references' "
                 f"leave-one-out scores, {len(refs)} references"
@@ -147,6 +219,7 @@ class OffDomainCheck:
         else:
             ref = enc.encode([context.domain_text])
             scores = knn_scores(vectors, ref, 1)
+            rescaled = None
             calibrated = DOMAIN_TEXT_THRESHOLD
             measure = "similarity to the domain description"
             source = "the default for a domain description"
@@ -159,8 +232,10 @@ class OffDomainCheck:
         }  # fmt: skip
         for i, (rec, s) in enumerate(zip(records, scores)):
             if s < threshold:
-                yield Finding(
-                    rec.id, self.name, SEVERE,
-                    f"The {measure} is {s:.2f}, below the threshold {threshold:.2f} ({source}).",
-                    "below domain threshold", {"score": round(float(s), 4), "threshold": round(float(threshold), 4)}, i,
-                )  # fmt: skip
+                details = {"score": round(float(s), 4), "threshold": round(float(threshold), 4)}
+                reason = f"The {measure} is {s:.2f}, below the threshold {threshold:.2f} ({source})."
+                if rescaled is not None:
+                    details["whole_record"] = round(float(whole[i]), 4)
+                    details["without_shared_text"] = round(float(rescaled[i]), 4)
+                    reason += f" Whole record {whole[i]:.2f}, without the shared text {rescaled[i]:.2f}."
+                yield Finding(rec.id, self.name, SEVERE, reason, "below domain threshold", details, i)

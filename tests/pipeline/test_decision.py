@@ -81,3 +81,38 @@ def test_minimum_detectable_effect(n, var, expected):
     # (1.95996 + 0.84162) * sqrt(var / n)
     assert minimum_detectable_effect(n, var) == pytest.approx(expected, abs=1e-4)
     assert minimum_detectable_effect(0, var) == math.inf
+
+
+def _leak_rows(audit_dir, severities):
+    audit_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{"id": f"train.jsonl:{i}", "check": "leakage", "severity": s, "code": "x"} for i, s in enumerate(severities)]
+    rows.append({"id": "train.jsonl:99", "check": "low_quality", "severity": "severe", "code": "empty"})
+    (audit_dir / "findings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_leakage_risk_is_high_only_for_copies_left_in_training(tmp_path):
+    from tuneproof.pipeline._preflight import _leakage_risk
+
+    cfg = _cfg(tmp_path)
+    audit = tmp_path / "audit"
+    _leak_rows(audit, ["warning"] * 10)  # partial overlaps only, kept by design (XSum, seed 1: 10 of them)
+    risk = _leakage_risk(cfg, audit, {"counts": {"removed_by_check": {}}})
+    assert risk["level"] == "low" and risk["evidence"].startswith("10 training record(s)") and "partial" in risk["evidence"]
+    _leak_rows(audit, ["severe", "severe", "warning"])
+    assert _leakage_risk(cfg, audit, {"counts": {"removed_by_check": {"leakage": 2}}})["level"] == "low"
+    high = _leakage_risk(cfg, audit, None)  # curation off: both copies are trained on
+    assert high["level"] == "high" and high["evidence"].startswith("2 training record(s)")
+    _leak_rows(audit, [])
+    assert _leakage_risk(cfg, audit, None) is None
+
+
+def test_a_low_risk_is_not_given_as_the_cause(tmp_path):
+    cfg = _cfg(tmp_path)
+    rd = cfg.run_dir
+    _write_eval(rd, "no_change", 0.70, 0.705, ci=(-0.01, 0.02), n=1000)
+    (rd / "preflight").mkdir(parents=True)
+    low = {"code": "leakage", "level": "low", "evidence": "3 partial overlaps", "fix": "read them"}
+    (rd / "preflight/preflight.json").write_text(json.dumps({"risks": [low]}))
+    assert "data_problem" not in [c["code"] for c in decide(cfg)["causes"]]
+    (rd / "preflight/preflight.json").write_text(json.dumps({"risks": [{**low, "level": "high"}]}))
+    assert "data_problem" in [c["code"] for c in decide(cfg)["causes"]]

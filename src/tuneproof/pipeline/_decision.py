@@ -84,7 +84,8 @@ def likely_causes(ev: dict[str, Any] | None, pre: dict[str, Any], tr: dict[str, 
                        f"{mde['value']:.3g} for {mde.get('n_test')} test records (alpha {mde.get('alpha')}, power {mde.get('power')}; "
                        f"{mde.get('variance_source', 'preflight estimate')})",
                        "next": "evaluate on more test records (raise data.test_fraction or eval.limit), or aim for a larger effect"})  # fmt: skip
-    audit_risks = [r for r in pre.get("risks", []) if r["code"] in ("leakage", "duplicate_share", "data_noise", "too_few_examples")]
+    audit_risks = [r for r in pre.get("risks", []) if r["code"] in ("leakage", "duplicate_share", "data_noise", "too_few_examples")
+                   and r["level"] != "low"]  # fmt: skip
     if audit_risks:
         r = audit_risks[0]
         causes.append({"code": "data_problem", "evidence": f"{r['code']}: {r['evidence']}", "next": r["fix"]})

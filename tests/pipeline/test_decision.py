@@ -116,3 +116,22 @@ def test_a_low_risk_is_not_given_as_the_cause(tmp_path):
     assert "data_problem" not in [c["code"] for c in decide(cfg)["causes"]]
     (rd / "preflight/preflight.json").write_text(json.dumps({"risks": [{**low, "level": "high"}]}))
     assert "data_problem" in [c["code"] for c in decide(cfg)["causes"]]
+
+
+def test_truncation_is_medium_when_only_prompts_lose_their_middle(tmp_path):
+    from tuneproof.pipeline._preflight import _record_text, _token_lengths, _truncation_risk
+
+    cfg = load_config({"name": "t", "task": "sft", "data": {"path": "x.jsonl"}, "tracking": {"runs_dir": str(tmp_path)},
+                       "model": {"name": str(tmp_path / "no-model"), "max_length": 64}})  # fmt: skip
+    article = " ".join(["word"] * 100)  # no tokenizer at that path: 1.3 tokens a word, ~142 tokens
+    summaries = [{"prompt": "Summarize. " + article, "completion": "A short summary."} for _ in range(8)]
+    chats = [{"messages": [{"role": "user", "content": article}, {"role": "assistant", "content": "Short."}]}]
+    risk = _truncation_risk(cfg, summaries + chats, _token_lengths(cfg, [_record_text(r) for r in summaries + chats]))
+    assert risk["level"] == "medium" and "completions fit whole" in risk["evidence"] and "9 of 9" in risk["evidence"]
+    long_completion = [{"prompt": "Summarize.", "completion": article}]
+    text = [{"text": article}]
+    for rows in (summaries + long_completion, summaries + text):
+        risk = _truncation_risk(cfg, rows, _token_lengths(cfg, [_record_text(r) for r in rows]))
+        assert risk["level"] == "high" and "fit whole" not in risk["evidence"]
+    short = [{"prompt": "Q?", "completion": "A."}] * 40
+    assert _truncation_risk(cfg, short + summaries[:2], _token_lengths(cfg, [_record_text(r) for r in short + summaries[:2]])) is None

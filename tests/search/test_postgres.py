@@ -10,12 +10,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
 
 import tuneproof
@@ -122,3 +124,37 @@ def test_a_killed_workers_trial_is_retried_by_another(pg_url, workers):
 
 def _exists(study: str, storage) -> bool:
     return any(s.study_name == study for s in optuna.get_all_study_summaries(storage))
+
+
+def test_workers_opening_an_empty_database_together_all_succeed(pg_url):
+    """Optuna creates its schema on first open; workers started together must not collide there."""
+    from tuneproof.search._storage import open_storage
+
+    schema = f"race_{uuid.uuid4().hex[:8]}"  # an empty schema stands in for a new database
+    admin = sqlalchemy.create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    url = f"{pg_url}?options=-csearch_path%3D{schema}"
+    start, errors = threading.Barrier(6), []
+
+    def open_one():
+        start.wait()
+        try:
+            open_storage(url).get_all_studies()
+        except Exception as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors[0]
+        with admin.connect() as conn:
+            tables = conn.execute(sqlalchemy.text("SELECT count(*) FROM pg_tables WHERE schemaname = :s"), {"s": schema})
+            assert tables.scalar() > 5  # the schema was created there, once
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -18,6 +18,7 @@ __all__ = ["HEARTBEAT_GRACE_S", "HEARTBEAT_INTERVAL_S", "open_storage", "redact"
 HEARTBEAT_INTERVAL_S = 10
 HEARTBEAT_GRACE_S = 30
 MAX_RETRY = 3
+_SCHEMA_LOCK_KEY = 0x74756E6570726F6F  # "tuneproo": the advisory lock that serializes schema creation
 
 
 def resolve_url(storage: str | None, run_dir: Path) -> str:
@@ -67,7 +68,6 @@ def open_storage(
         engine = sqlalchemy.create_engine(url, **kwargs)
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
-        engine.dispose()
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TuneproofError(
@@ -75,7 +75,14 @@ def open_storage(
             "postgresql://user:password@host:5432/db), that the server is running and accepts "
             "connections from this machine, or leave --storage unset for SQLite in the run directory."
         ) from None
+    # Optuna creates its tables (and PostgreSQL enum types) when a storage is first opened. Two
+    # workers started together on an empty database both try, and the second fails with
+    # "duplicate key ... pg_type_typname_nsp_index". A session-level advisory lock held while
+    # the storage opens lets one create the schema and the others find it.
+    lock = engine.connect() if url.startswith("postgresql") else None
     try:
+        if lock is not None:
+            lock.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
         with warnings.catch_warnings():  # heartbeats and the retry callback are "experimental" in Optuna 5
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
@@ -87,3 +94,10 @@ def open_storage(
             )
     except Exception as exc:
         raise TuneproofError(f"cannot open the Optuna storage {shown}: {exc}. Fix: check the URL and database.") from exc
+    finally:
+        if lock is not None:
+            try:
+                lock.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+            finally:
+                lock.close()
+        engine.dispose()  # closes the connection, which would release the lock in any case

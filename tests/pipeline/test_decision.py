@@ -118,20 +118,24 @@ def test_a_low_risk_is_not_given_as_the_cause(tmp_path):
     assert "data_problem" in [c["code"] for c in decide(cfg)["causes"]]
 
 
-def test_truncation_is_medium_when_only_prompts_lose_their_middle(tmp_path):
-    from tuneproof.pipeline._preflight import _record_text, _token_lengths, _truncation_risk
+def test_truncation_is_medium_when_the_audit_found_only_prompts_cut(tmp_path):
+    from tuneproof.pipeline._preflight import _truncation_risk
 
     cfg = load_config({"name": "t", "task": "sft", "data": {"path": "x.jsonl"}, "tracking": {"runs_dir": str(tmp_path)},
                        "model": {"name": str(tmp_path / "no-model"), "max_length": 64}})  # fmt: skip
-    article = " ".join(["word"] * 100)  # no tokenizer at that path: 1.3 tokens a word, ~142 tokens
-    summaries = [{"prompt": "Summarize. " + article, "completion": "A short summary."} for _ in range(8)]
-    chats = [{"messages": [{"role": "user", "content": article}, {"role": "assistant", "content": "Short."}]}]
-    risk = _truncation_risk(cfg, summaries + chats, _token_lengths(cfg, [_record_text(r) for r in summaries + chats]))
-    assert risk["level"] == "medium" and "completions fit whole" in risk["evidence"] and "9 of 9" in risk["evidence"]
-    long_completion = [{"prompt": "Summarize.", "completion": article}]
-    text = [{"text": article}]
-    for rows in (summaries + long_completion, summaries + text):
-        risk = _truncation_risk(cfg, rows, _token_lengths(cfg, [_record_text(r) for r in rows]))
-        assert risk["level"] == "high" and "fit whole" not in risk["evidence"]
-    short = [{"prompt": "Q?", "completion": "A."}] * 40
-    assert _truncation_risk(cfg, short + summaries[:2], _token_lengths(cfg, [_record_text(r) for r in short + summaries[:2]])) is None
+    audit = tmp_path / "audit"
+    audit.mkdir()
+
+    def findings(*cuts):
+        rows = [{"id": f"t.jsonl:{i}", "check": "too_long", "severity": "warning", "prompt_tokens_cut": 30,
+                 "completion_tokens_cut": c} for i, c in enumerate(cuts)]  # fmt: skip
+        (audit / "findings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    lengths = [100] * 9 + [20]  # 90% over the limit
+    findings(0, 0, 0)  # every over-long record keeps its completion (XSum articles with one-line summaries)
+    risk = _truncation_risk(cfg, lengths, audit)
+    assert risk["level"] == "medium" and "completion kept whole" in risk["evidence"] and "9 of 10" in risk["evidence"]
+    findings(0, 5, 0)  # one completion loses tokens: what is learned is cut
+    assert _truncation_risk(cfg, lengths, audit)["level"] == "high"
+    assert _truncation_risk(cfg, lengths, None)["level"] == "high"  # no audit: the share decides
+    assert _truncation_risk(cfg, [100] * 2 + [20] * 40, None) is None

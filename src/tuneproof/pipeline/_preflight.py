@@ -173,7 +173,7 @@ def _risks(cfg, train, val, lengths, final_steps, mde, curate_dir, audit_dir) ->
                                f"{counts.get('removed_by_reason', {})}", "check the data source; see curate/removed.jsonl"))
     if audit_dir and (leak := _leakage_risk(cfg, audit_dir, manifest)):
         risks.append(leak)
-    if trunc := _truncation_risk(cfg, train, lengths):
+    if trunc := _truncation_risk(cfg, lengths, audit_dir):
         risks.append(trunc)
     if cfg.task == "classification":
         labels: dict[str, int] = {}
@@ -213,38 +213,27 @@ def _n_for(mde: dict[str, Any], target: float) -> int:
     return math.ceil(mde["n_test"] * (mde["value"] / target) ** 2)
 
 
-def _completion_text(row: dict[str, Any]) -> str | None:
-    """The completion of a record that training cuts with ``fit_prompt`` (prompt's middle first), else None."""
-    for key in ("completion", "output"):
-        if isinstance(row.get(key), str):
-            return row[key]
-    msgs = row.get("messages")
-    if isinstance(msgs, list) and msgs and isinstance(msgs[-1], dict) and msgs[-1].get("role") == "assistant":
-        if sum(1 for m in msgs if isinstance(m, dict) and m.get("role") == "assistant") == 1:
-            return str(msgs[-1].get("content", ""))
-    return None
-
-
-def _truncation_risk(cfg: RunConfig, train: list[dict[str, Any]], lengths: list[int]) -> dict[str, str] | None:
+def _truncation_risk(cfg: RunConfig, lengths: list[int], audit_dir: Path | None) -> dict[str, str] | None:
     """Records longer than ``model.max_length``: high when many lose what is learned, medium when only prompts are cut.
 
     SFT records with one completion keep it whole and lose their prompt's middle (start and
     end kept; ``tuneproof.train.sft.fit_prompt``, the same in evaluation), so a long article
-    with a short summary costs context, not the target. Text records, chats with several
-    replies, classification inputs and completions longer than the limit are cut from the right.
+    with a short summary costs context, not the target. The audit's ``too_long`` findings say
+    which kind each record is, with the model's real tokens and template; without them, or when
+    any record loses completion tokens (text records, chats with several replies, completions
+    over the limit), the share of over-long records sets the level.
     """
     limit = cfg.model.max_length
-    over = [i for i, x in enumerate(lengths) if x > limit]
-    if not lengths or len(over) / len(lengths) <= 0.05:
+    over = sum(1 for x in lengths if x > limit)
+    if not lengths or over / len(lengths) <= 0.05:
         return None
-    share = len(over) / len(lengths)
-    evidence = f"{len(over)} of {len(lengths)} sampled records ({share:.0%}) exceed model.max_length={limit} tokens"
-    if cfg.task == "sft" and over[-1] < len(train):
-        comps = [_completion_text(train[i]) for i in over]
-        if all(c is not None for c in comps) and max(_token_lengths(cfg, [str(c) for c in comps]) or [0]) <= limit:
-            return _risk("truncation", "medium", f"{evidence}; their completions fit whole, and training and evaluation "
-                         "cut each such prompt's middle (its start and end kept)", "raise model.max_length to keep "
-                         "whole prompts (more memory and time per step), or shorten the prompts")  # fmt: skip
+    share = over / len(lengths)
+    evidence = f"{over} of {len(lengths)} sampled records ({share:.0%}) exceed model.max_length={limit} tokens"
+    long = [r for r in _read_jsonl(audit_dir / "findings.jsonl") if r.get("check") == "too_long"] if audit_dir else []
+    if long and all(r.get("completion_tokens_cut") == 0 for r in long):
+        return _risk("truncation", "medium", f"{evidence}; the audit's too_long check found every completion kept whole: "
+                     "training and evaluation cut each such prompt's middle (its start and end kept)", "raise "
+                     "model.max_length to keep whole prompts (more memory and time per step), or shorten the prompts")  # fmt: skip
     return _risk("truncation", "high" if share > 0.3 else "medium", evidence, "raise model.max_length or shorten the records")
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import random
+
+import pytest
 
 from tuneproof.config import load_config
 from tuneproof.pipeline import run
@@ -26,7 +29,38 @@ def test_final_steps_count_epochs_over_the_data_as_given():
 def test_curation_factor_reads_the_manifest(tmp_path):
     assert curation_factor(None) == 1.0 and curation_factor(tmp_path) == 1.0
     (tmp_path / "manifest.json").write_text(json.dumps({"counts": {"kept": 60, "removed": 30, "unreadable": 2}}))
-    assert curation_factor(tmp_path) == 1.5
+    assert curation_factor(tmp_path) == 1.5  # no config or no curated files: records as given / kept
+
+
+def _curated(d, kept, removed):
+    d.mkdir()
+    (d / "manifest.json").write_text(json.dumps({"counts": {"kept": len(kept), "removed": len(removed), "unreadable": 0}}))
+    (d / "kept.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    (d / "removed.jsonl").write_text("".join(json.dumps({"id": f"x:{i}", "reasons": [], "record": r}) + "\n"
+                                             for i, r in enumerate(removed)))  # fmt: skip
+    return d
+
+
+def test_curation_factor_counts_tokens_so_removing_short_records_does_not_buy_more_training(tmp_path, tiny_llama_dir):
+    from transformers import AutoTokenizer
+
+    cfg = load_config({"name": "b", "task": "sft", "data": {"path": "x.jsonl"}, "model": {"name": str(tiny_llama_dir), "max_length": 64}})
+    long = [{"prompt": f"summarize the long article number {i} about the river and the town council meeting", "completion": "a summary"}
+            for i in range(30)]  # fmt: skip
+    short = [{"prompt": "a fortune", "completion": "luck"}] * 14 + [{"prompt": "word " * 200, "completion": "x"}]
+    d = _curated(tmp_path / "c", long, short)
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+
+    def tokens(rows):  # the prompt and completion tokens, 12 for the chat template, at most max_length
+        return sum(min(64, len(tok(f"{r['prompt']} {r['completion']}", add_special_tokens=False)["input_ids"]) + 12) for r in rows)
+
+    expected = (tokens(long) + tokens(short)) / tokens(long)
+    assert curation_factor(d, cfg) == pytest.approx(expected)
+    assert 1.0 < curation_factor(d, cfg) < 45 / 30  # the records' ratio would buy the short records' count in long ones
+    # removing long records keeps the training's tokens too: more steps of the shorter records
+    flipped = _curated(tmp_path / "f", short, long)
+    assert curation_factor(flipped, cfg) == pytest.approx((tokens(long) + tokens(short)) / tokens(short))
+    assert curation_factor(flipped, cfg) > 45 / 15
 
 
 def test_the_search_costs_its_share_of_the_final_training_unless_steps_are_given():
@@ -45,9 +79,14 @@ def test_the_search_costs_its_share_of_the_final_training_unless_steps_are_given
     assert search_plan(_cfg(search_budget=None), 100, 5, 2) == (None, None, 2, None)
 
 
-def test_a_curated_run_keeps_the_planned_updates_and_spends_its_budget_on_the_search(pipeline_config, tmp_path):
-    rows = [{"prompt": f"question number {i} about item {i * 7}", "completion": f"answer {i}"} for i in range(40)]
-    rows += rows[:20]  # 20 exact duplicates: curation removes a third of the records
+def test_a_curated_run_keeps_the_planned_training_tokens_and_spends_its_budget_on_the_search(pipeline_config, tmp_path):
+    # 30 long records and 10 short ones, the short ones twice more: curation removes 20 short
+    # exact duplicates, a third of the records but much less than a third of the tokens
+    words = "river town council report bridge market harvest school winter storm road museum train field".split()
+    rows = [{"prompt": " ".join(random.Random(i).sample(words, 12)) + f" question {i}",
+             "completion": " ".join(random.Random(-i).sample(words, 5))} for i in range(30)]  # fmt: skip
+    short = [{"prompt": f"hi {i}", "completion": "ok"} for i in range(10)]
+    rows += short * 3
     data = tmp_path / "dups.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = pipeline_config(data={"path": str(data), "val_fraction": 0.2, "test_fraction": 0.2},
@@ -58,7 +97,9 @@ def test_a_curated_run_keeps_the_planned_updates_and_spends_its_budget_on_the_se
     counts = json.loads((rd / "curate/manifest.json").read_text())["counts"]
     assert counts["removed"] >= 20
     n_train = json.loads((rd / "split/split.json").read_text())["counts"]["train"]
-    planned = math.ceil(n_train * (counts["kept"] + counts["removed"]) / counts["kept"] / 4)
+    factor = curation_factor(rd / "curate", load_config(cfg))
+    assert 1.0 < factor < (counts["kept"] + counts["removed"]) / counts["kept"]  # tokens, not records
+    planned = math.ceil(n_train * factor / 4)
     assert planned > math.ceil(n_train / 4)  # the as-given budget is larger than one epoch of what was kept
     assert json.loads((rd / "train/train.json").read_text())["global_step"] == planned
     # too small a budget for trials a quarter of the training long: the sweep gets it all, and

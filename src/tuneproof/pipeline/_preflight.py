@@ -10,7 +10,7 @@ from statistics import NormalDist
 from typing import Any
 
 from tuneproof.config import RunConfig
-from tuneproof.pipeline._budget import plan
+from tuneproof.pipeline._budget import plan, record_text, sample_records, token_lengths
 
 # Measured on this 2-core CPU (PITFALLS.md): non-padding tokens/s in training, bf16 autocast.
 MEASURED_TOKENS_PER_SECOND = {("smollm2-135m", "lora"): 450.0, ("smollm2-135m", "full"): 410.0,
@@ -76,24 +76,6 @@ def mde_for(cfg: RunConfig, n_test: int) -> dict[str, Any]:
             "power": POWER, "alpha": ALPHA, "variance_source": source, "target_effect": min_effect(cfg)}  # fmt: skip
 
 
-def _token_lengths(cfg: RunConfig, texts: list[str]) -> list[int]:
-    try:
-        from tuneproof.models import load_tokenizer
-
-        tok = load_tokenizer(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
-        sample = texts[:2000]
-        return [len(ids) + (12 if cfg.task == "sft" else 2) for ids in tok(sample, add_special_tokens=False)["input_ids"]]
-    except Exception:  # no tokenizer here: 1.3 tokens a word is the usual English ratio
-        return [int(len(t.split()) * 1.3) + 12 for t in texts[:2000]]
-
-
-def _record_text(row: dict[str, Any]) -> str:
-    if "messages" in row and isinstance(row["messages"], list):
-        return " ".join(str(m.get("content", "")) for m in row["messages"] if isinstance(m, dict))
-    keys = ("prompt", "completion", "instruction", "input", "output", "text")
-    return " ".join(str(row[k]) for k in keys if row.get(k))
-
-
 def _throughput(cfg: RunConfig) -> tuple[float, str]:
     key = (cfg.model.name, cfg.model.method)
     if key in MEASURED_TOKENS_PER_SECOND:
@@ -120,7 +102,7 @@ def preflight(cfg: RunConfig, split_dir: Path, out: Path, *, curate_dir: Path | 
     train = _read_jsonl(split_dir / "train.jsonl")
     val = _read_jsonl(split_dir / "val.jsonl")
     test = _read_jsonl(split_dir / "test.jsonl")
-    lengths = _token_lengths(cfg, [_record_text(r) for r in train]) or [0]
+    lengths = token_lengths(cfg, [record_text(r) for r in sample_records(train)]) or [0]
     mean_len = min(sum(lengths) / len(lengths), cfg.model.max_length)
     pl, tr = cfg.pipeline, cfg.train
     per_step = tr.batch_size * tr.grad_accum * mean_len

@@ -244,11 +244,12 @@ def run_train(ctx: Ctx) -> list[Path]:
     raw = ctx.staged().model_dump(mode="json")
     why: str | None = None  # how the pipeline chose the rate, when it did (train/lr_choice.json)
     if p.factor != 1 and not cfg.train.max_steps:
-        # train.epochs count passes over the data as given: curation picks which examples train,
-        # not how many updates the model gets.
+        # train.epochs count passes over the data as given, in tokens: curation picks which
+        # examples train, not how much training the model gets.
         raw["train"]["max_steps"] = p.final
-        ctx.console.print(f"  train: {p.final} steps, the planned {cfg.train.epochs:g} epoch(s) over the {p.factor:.2f}x "
-                          "larger data as given (curation removed records, not updates)", highlight=False)  # fmt: skip
+        ctx.console.print(f"  train: {p.final} steps, the planned {cfg.train.epochs:g} epoch(s) over the data as given, "
+                          f"{p.factor:.2f}x the kept records' tokens (curation removed records, not training)",
+                          highlight=False)  # fmt: skip
     if cfg.pipeline.stages["tune"] and best.exists():
         # The best trial's parameters with this run's own step budget (trials may be shorter).
         tuned = load_config(best).model_dump(mode="json")

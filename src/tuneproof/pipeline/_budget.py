@@ -37,7 +37,7 @@ from typing import Any
 from tuneproof.config import RunConfig
 
 __all__ = ["MIN_SWEEP_STEPS", "MIN_TRIAL_FRACTION", "MIN_TUNE_TRIALS", "Plan", "curation_factor", "final_steps", "plan",
-           "record_text", "sample_records", "search_plan", "token_lengths"]
+           "read_jsonl", "record_text", "sample_records", "search_plan", "token_lengths"]
 
 MIN_SWEEP_STEPS = 4
 MIN_TRIAL_FRACTION = 0.25  # of the final training's steps
@@ -88,7 +88,8 @@ def sample_records(rows: list[Any], n: int = SAMPLE_RECORDS) -> list[Any]:
     return rows[::step]
 
 
-def _jsonl(path: Path) -> list[Any]:
+def read_jsonl(path: Path) -> list[Any]:
+    """The rows of a JSON-lines file; none when it does not exist."""
     if not path.is_file():
         return []
     with path.open(encoding="utf-8") as f:
@@ -99,7 +100,7 @@ def _jsonl(path: Path) -> list[Any]:
 def _token_factor(curate_dir: str, stamp: tuple[int, int], model: str, trust: bool, max_length: int, task: str) -> float | None:
     d = Path(curate_dir)
     counts = json.loads((d / "manifest.json").read_text())["counts"]
-    kept, removed = _jsonl(d / "kept.jsonl"), [r.get("record") for r in _jsonl(d / "removed.jsonl") if isinstance(r, dict)]
+    kept, removed = read_jsonl(d / "kept.jsonl"), [r.get("record") for r in read_jsonl(d / "removed.jsonl") if isinstance(r, dict)]
     if not kept:
         return None
 

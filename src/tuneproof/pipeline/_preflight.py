@@ -10,7 +10,7 @@ from statistics import NormalDist
 from typing import Any
 
 from tuneproof.config import RunConfig
-from tuneproof.pipeline._budget import plan, record_text, sample_records, token_lengths
+from tuneproof.pipeline._budget import plan, read_jsonl, record_text, sample_records, token_lengths
 
 # Measured on this 2-core CPU (PITFALLS.md): non-padding tokens/s in training, bf16 autocast.
 MEASURED_TOKENS_PER_SECOND = {("smollm2-135m", "lora"): 450.0, ("smollm2-135m", "full"): 410.0,
@@ -41,16 +41,9 @@ def minimum_detectable_effect(n: int, var_diff: float, alpha: float = ALPHA, pow
     return z * math.sqrt(var_diff / n)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def _baseline_scores(run_dir: Path, metric: str) -> list[float] | None:
     """Per-record reference scores from baseline/records.jsonl, when the baseline stage ran."""
-    rows = _read_jsonl(run_dir / "baseline" / "records.jsonl")
+    rows = read_jsonl(run_dir / "baseline" / "records.jsonl")
     vals = []
     for r in rows:
         v = (r.get("base") or {}).get(metric) if isinstance(r.get("base"), dict) else r.get(f"base_{metric}")
@@ -99,9 +92,9 @@ def _param_count(name: str) -> float | None:
 
 def preflight(cfg: RunConfig, split_dir: Path, out: Path, *, curate_dir: Path | None, audit_dir: Path | None) -> dict[str, Any]:
     """Write ``preflight.json``: estimates, the minimum detectable effect and the risks."""
-    train = _read_jsonl(split_dir / "train.jsonl")
-    val = _read_jsonl(split_dir / "val.jsonl")
-    test = _read_jsonl(split_dir / "test.jsonl")
+    train = read_jsonl(split_dir / "train.jsonl")
+    val = read_jsonl(split_dir / "val.jsonl")
+    test = read_jsonl(split_dir / "test.jsonl")
     lengths = token_lengths(cfg, [record_text(r) for r in sample_records(train)]) or [0]
     mean_len = min(sum(lengths) / len(lengths), cfg.model.max_length)
     pl, tr = cfg.pipeline, cfg.train
@@ -211,7 +204,7 @@ def _truncation_risk(cfg: RunConfig, lengths: list[int], audit_dir: Path | None)
         return None
     share = over / len(lengths)
     evidence = f"{over} of {len(lengths)} sampled records ({share:.0%}) exceed model.max_length={limit} tokens"
-    long = [r for r in _read_jsonl(audit_dir / "findings.jsonl") if r.get("check") == "too_long"] if audit_dir else []
+    long = [r for r in read_jsonl(audit_dir / "findings.jsonl") if r.get("check") == "too_long"] if audit_dir else []
     if long and all(r.get("completion_tokens_cut") == 0 for r in long):
         return _risk("truncation", "medium", f"{evidence}; the audit's too_long check found every completion kept whole: "
                      "training and evaluation cut each such prompt's middle (its start and end kept)", "raise "
@@ -227,7 +220,7 @@ def _leakage_risk(cfg: RunConfig, audit_dir: Path, manifest: dict[str, Any] | No
     score would measure memory. Partial overlaps (a quoted line, a shared story) are warnings
     that curation keeps by design; they are a low risk, listed so that someone reads them.
     """
-    rows = [r for r in _read_jsonl(audit_dir / "findings.jsonl") if r.get("check") == "leakage"]
+    rows = [r for r in read_jsonl(audit_dir / "findings.jsonl") if r.get("check") == "leakage"]
     severe = sum(1 for r in rows if r.get("severity") == "severe")
     partial = len(rows) - severe
     removed = ((manifest or {}).get("counts", {}).get("removed_by_check", {}) or {}).get("leakage", 0)

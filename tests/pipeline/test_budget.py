@@ -51,16 +51,52 @@ def test_curation_factor_counts_tokens_so_removing_short_records_does_not_buy_mo
     d = _curated(tmp_path / "c", long, short)
     tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
 
-    def tokens(rows):  # the prompt and completion tokens, 12 for the chat template, at most max_length
-        return sum(min(64, len(tok(f"{r['prompt']} {r['completion']}", add_special_tokens=False)["input_ids"]) + 12) for r in rows)
+    def tokens(rows):  # each record as the chat template renders it for training, at most max_length
+        chats = [[{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"]}] for r in rows]
+        return sum(min(64, len(tok(tok.apply_chat_template(c, tokenize=False), add_special_tokens=False)["input_ids"]))
+                   for c in chats)  # fmt: skip
 
     expected = (tokens(long) + tokens(short)) / tokens(long)
-    assert curation_factor(d, cfg) == pytest.approx(expected)
+    assert curation_factor(d, cfg) == pytest.approx(expected, rel=0.02)
+    text_only = (sum(len(tok(f"{r['prompt']} {r['completion']}")["input_ids"]) for r in long + short)
+                 / sum(len(tok(f"{r['prompt']} {r['completion']}")["input_ids"]) for r in long))  # fmt: skip
+    assert curation_factor(d, cfg) < text_only  # the template's tokens on every record narrow the gap
     assert 1.0 < curation_factor(d, cfg) < 45 / 30  # the records' ratio would buy the short records' count in long ones
     # removing long records keeps the training's tokens too: more steps of the shorter records
     flipped = _curated(tmp_path / "f", short, long)
     assert curation_factor(flipped, cfg) == pytest.approx((tokens(long) + tokens(short)) / tokens(short))
     assert curation_factor(flipped, cfg) > 45 / 15
+
+
+def test_curation_factor_reads_mapped_columns_and_classification_records(tmp_path, tiny_llama_dir, tiny_bert_dir):
+    from transformers import AutoTokenizer
+
+    # short records kept, long ones removed: the template's tokens on every record weigh on the ratio
+    rows = [{"prompt": "hi", "completion": "yes"}] * 8 + [{"prompt": "the river and the council " * 12, "completion": "no"}] * 4
+    plain = load_config({"name": "b", "task": "sft", "data": {"path": "x.jsonl"}, "model": {"name": str(tiny_llama_dir)}})
+    mapped = load_config({**plain.model_dump(mode="json"), "data": {"path": "x.jsonl", "fields": {"prompt": "q", "completion": "a"}}})
+    renamed = [{"q": r["prompt"], "a": r["completion"]} for r in rows]
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+
+    def chat_tokens(rs):
+        return sum(len(tok(tok.apply_chat_template([{"role": "user", "content": r["prompt"]},
+                                                     {"role": "assistant", "content": r["completion"]}], tokenize=False),
+                           add_special_tokens=False)["input_ids"]) for r in rs)  # fmt: skip
+
+    expected = (chat_tokens(rows)) / chat_tokens(rows[:8])
+    assert curation_factor(_curated(tmp_path / "p", rows[:8], rows[8:]), plain) == pytest.approx(expected, rel=0.01)
+    assert curation_factor(_curated(tmp_path / "m", renamed[:8], renamed[8:]), mapped) == pytest.approx(expected, rel=0.01)
+
+    cls = load_config({"name": "c", "task": "classification", "data": {"path": "x.jsonl"},
+                       "model": {"name": str(tiny_bert_dir), "max_length": 16}})  # fmt: skip
+    texts = [{"text": "good film " * (1 + i), "label": "pos"} for i in range(10)]
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+
+    def tokens(rs):  # with [CLS] and [SEP], cut at max_length as the classifier's encoding cuts
+        return sum(min(16, len(tok(r["text"])["input_ids"])) for r in rs)
+
+    got = curation_factor(_curated(tmp_path / "c", texts[:6], texts[6:]), cls)
+    assert got == pytest.approx((tokens(texts[:6]) + tokens(texts[6:])) / tokens(texts[:6]))
 
 
 def test_the_search_costs_its_share_of_the_final_training_unless_steps_are_given():

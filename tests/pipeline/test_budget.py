@@ -10,7 +10,7 @@ import pytest
 
 from tuneproof.config import load_config
 from tuneproof.pipeline import run
-from tuneproof.pipeline._budget import MIN_SWEEP_STEPS, curation_factor, final_steps, search_plan
+from tuneproof.pipeline._budget import MIN_SWEEP_STEPS, curation_factor, example_lengths, final_steps, search_plan
 from tuneproof.search import training_lr
 
 
@@ -97,6 +97,19 @@ def test_curation_factor_reads_mapped_columns_and_classification_records(tmp_pat
 
     got = curation_factor(_curated(tmp_path / "c", texts[:6], texts[6:]), cls)
     assert got == pytest.approx((tokens(texts[:6]) + tokens(texts[6:])) / tokens(texts[:6]))
+
+
+def test_example_lengths_are_the_training_encoding_cut_or_not_at_max_length(tiny_llama_dir):
+    from transformers import AutoTokenizer
+
+    cfg = load_config({"name": "b", "task": "sft", "data": {"path": "x.jsonl"}, "model": {"name": str(tiny_llama_dir), "max_length": 32}})
+    rows = [{"prompt": "hi", "completion": "yes"}, {"prompt": "the river " * 20, "completion": "no"}, {"bad": 1}]
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    full = [len(tok(tok.apply_chat_template([{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"]}],
+                                            tokenize=False), add_special_tokens=False)["input_ids"]) for r in rows[:2]]  # fmt: skip
+    assert full[0] < 32 < full[1]
+    assert example_lengths(cfg, rows, cap=False) == full  # the row the loader rejects is left out
+    assert example_lengths(cfg, rows) == [full[0], 32]
 
 
 def test_the_search_costs_its_share_of_the_final_training_unless_steps_are_given():

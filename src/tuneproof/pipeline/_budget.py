@@ -30,14 +30,15 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tuneproof.config import RunConfig
 
-__all__ = ["MIN_SWEEP_STEPS", "MIN_TRIAL_FRACTION", "MIN_TUNE_TRIALS", "Plan", "curation_factor", "final_steps", "plan",
-           "read_jsonl", "record_text", "sample_records", "search_plan", "token_lengths"]
+__all__ = ["MIN_SWEEP_STEPS", "MIN_TRIAL_FRACTION", "MIN_TUNE_TRIALS", "Plan", "curation_factor", "example_lengths",
+           "final_steps", "plan", "read_jsonl", "sample_records", "search_plan"]
 
 MIN_SWEEP_STEPS = 4
 MIN_TRIAL_FRACTION = 0.25  # of the final training's steps
@@ -45,7 +46,7 @@ MIN_TUNE_TRIALS = 3  # the baseline trial and two proposals
 SAMPLE_RECORDS = 2000  # records tokenized per set to estimate its mean length
 
 
-def record_text(row: Any) -> str:
+def _record_text(row: Any) -> str:
     """The text a record trains on, for length estimates (messages, prompt/completion or text fields)."""
     if not isinstance(row, dict):
         return ""
@@ -56,12 +57,16 @@ def record_text(row: Any) -> str:
     return " ".join(known or [v for v in row.values() if isinstance(v, str)])
 
 
-def token_lengths(cfg: RunConfig, texts: list[str]) -> list[int]:
-    """Tokens per text with the model's tokenizer, plus the chat template's or special tokens' few.
+def example_lengths(cfg: RunConfig, rows: list[Any], *, cap: bool = True) -> list[int]:
+    """Tokens per record as training encodes it: the chat template or special tokens included.
 
-    Without a loadable tokenizer: 1.3 tokens a word, the usual English ratio.
+    ``cap``: cut at ``model.max_length`` as training does; without it, the lengths before the
+    cut, to count what truncation would lose. Records the loader would reject are left out.
+    Without a loadable tokenizer or a schema that fits: the text's tokens plus a few for the
+    template, or 1.3 tokens a word.
     """
-    return _lengths(str(cfg.model.name), cfg.model.trust_remote_code, cfg.task, texts)
+    return _example_lengths(str(cfg.model.name), cfg.model.trust_remote_code, cfg.task, rows,
+                            cfg.model.max_length if cap else None, tuple(sorted(cfg.data.fields.items())))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=2)
@@ -106,10 +111,7 @@ def _token_factor(curate_dir: str, stamp: tuple[int, int], model: str, trust: bo
         return None
 
     def mean_tokens(rows: list[Any]) -> float:
-        sample = sample_records(rows)
-        lengths = _encoded_lengths(model, trust, task, sample, max_length, dict(fields))
-        if lengths is None:  # no tokenizer or no readable record: the text estimate
-            lengths = [min(n, max_length) for n in _lengths(model, trust, task, [record_text(r) for r in sample])]
+        lengths = _example_lengths(model, trust, task, sample_records(rows), max_length, fields)
         return sum(lengths) / len(lengths) if lengths else 0.0
 
     t_kept = int(counts["kept"]) * mean_tokens(kept)
@@ -117,7 +119,17 @@ def _token_factor(curate_dir: str, stamp: tuple[int, int], model: str, trust: bo
     return (t_kept + t_removed) / t_kept if t_kept > 0 else None
 
 
-def _encoded_lengths(model: str, trust: bool, task: str, rows: list[Any], max_length: int,
+def _example_lengths(model: str, trust: bool, task: str, rows: list[Any], max_length: int | None,
+                     fields: tuple[tuple[str, str], ...]) -> list[int]:  # fmt: skip
+    lengths = _encoded_lengths(model, trust, task, rows, max_length, dict(fields))
+    if lengths is None:  # no tokenizer or no readable record: the text estimate
+        lengths = _lengths(model, trust, task, [_record_text(r) for r in rows])
+        if max_length is not None:
+            lengths = [min(n, max_length) for n in lengths]
+    return lengths
+
+
+def _encoded_lengths(model: str, trust: bool, task: str, rows: list[Any], max_length: int | None,
                      fields: dict[str, str]) -> list[int] | None:  # fmt: skip
     """Tokens per row as training encodes it (chat template, special tokens, the cut at ``max_length``).
 
@@ -128,6 +140,7 @@ def _encoded_lengths(model: str, trust: bool, task: str, rows: list[Any], max_le
     """
     from tuneproof.data import Record
     from tuneproof.data._schema import RowProblem, resolve_schema, validate_row
+
     objects = [r for r in rows if isinstance(r, dict)]
     try:
         tok = _tokenizer(model, trust)
@@ -142,20 +155,20 @@ def _encoded_lengths(model: str, trust: bool, task: str, rows: list[Any], max_le
             continue
     if not records:
         return None
+    limit = max_length or sys.maxsize
     if task == "sft":
         from tuneproof.train.sft import encode_sft
 
-        return [len(encode_sft(r, tok, max_length)[0]["input_ids"]) for r in records]
-    return [min(max_length, len(tok(str(r.text), add_special_tokens=True)["input_ids"]))
-            for r in records]  # fmt: skip
+        return [len(encode_sft(r, tok, limit)[0]["input_ids"]) for r in records]
+    return [min(limit, len(tok(str(r.text), add_special_tokens=True)["input_ids"])) for r in records]
 
 
 def curation_factor(curate_dir: Path | None, cfg: RunConfig | None = None) -> float:
     """Training tokens as given / training tokens kept by curation (1.0 when curation did not run or kept all).
 
     Each record counts its tokens as training encodes it, up to ``model.max_length`` (the
-    model's tokenizer and chat template on up to ``SAMPLE_RECORDS`` records of each set). Records as given / kept when there is no config
-    or the curated files are missing.
+    model's tokenizer and chat template on up to ``SAMPLE_RECORDS`` records of each set).
+    Records as given / kept when there is no config or the curated files are missing.
     """
     manifest = curate_dir / "manifest.json" if curate_dir else None
     if manifest is None or not manifest.is_file():
@@ -169,7 +182,7 @@ def curation_factor(curate_dir: Path | None, cfg: RunConfig | None = None) -> fl
         if all(f.is_file() for f in files):
             stamp = (files[0].stat().st_mtime_ns, files[1].stat().st_mtime_ns)
             factor = _token_factor(str(curate_dir.resolve()), stamp, str(cfg.model.name), cfg.model.trust_remote_code,
-                                   cfg.model.max_length, cfg.task, tuple(sorted(cfg.data.fields.items())))  # fmt: skip
+                                   cfg.model.max_length, cfg.task, tuple(sorted(cfg.data.fields.items())))
             if factor is not None:
                 return factor
     return (kept + removed) / kept

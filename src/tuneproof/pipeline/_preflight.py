@@ -10,7 +10,7 @@ from statistics import NormalDist
 from typing import Any
 
 from tuneproof.config import RunConfig
-from tuneproof.pipeline._budget import plan, read_jsonl, record_text, sample_records, token_lengths
+from tuneproof.pipeline._budget import example_lengths, plan, read_jsonl, sample_records
 
 # Measured on this 2-core CPU (PITFALLS.md): non-padding tokens/s in training, bf16 autocast.
 MEASURED_TOKENS_PER_SECOND = {("smollm2-135m", "lora"): 450.0, ("smollm2-135m", "full"): 410.0,
@@ -95,8 +95,8 @@ def preflight(cfg: RunConfig, split_dir: Path, out: Path, *, curate_dir: Path | 
     train = read_jsonl(split_dir / "train.jsonl")
     val = read_jsonl(split_dir / "val.jsonl")
     test = read_jsonl(split_dir / "test.jsonl")
-    lengths = token_lengths(cfg, [record_text(r) for r in sample_records(train)]) or [0]
-    mean_len = min(sum(lengths) / len(lengths), cfg.model.max_length)
+    lengths = example_lengths(cfg, sample_records(train), cap=False) or [0]  # before the cut, for the truncation risk
+    mean_len = sum(min(n, cfg.model.max_length) for n in lengths) / len(lengths)
     pl, tr = cfg.pipeline, cfg.train
     per_step = tr.batch_size * tr.grad_accum * mean_len
     budget = plan(cfg, len(train), curate_dir)

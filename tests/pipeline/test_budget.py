@@ -112,6 +112,22 @@ def test_example_lengths_are_the_training_encoding_cut_or_not_at_max_length(tiny
     assert example_lengths(cfg, rows) == [full[0], 32]
 
 
+def test_example_lengths_estimate_from_the_words_when_no_tokenizer_loads_or_no_schema_fits(tmp_path, tiny_llama_dir):
+    missing = tmp_path / "no-such-model"
+    cfg = load_config({"name": "b", "task": "sft", "data": {"path": "x.jsonl"}, "model": {"name": str(missing), "max_length": 16}})
+    rows = [{"prompt": "one two three four five six seven eight nine ten", "completion": "yes"}]
+    # 11 words x 1.3 + 12 for the template, cut at 16 only when capped
+    assert example_lengths(cfg, rows, cap=False) == [int(11 * 1.3) + 12]
+    assert example_lengths(cfg, rows) == [16]
+    # A tokenizer that loads, rows that fit no schema: the tokenizer's count of their text
+    cfg = load_config({"name": "b", "task": "sft", "data": {"path": "x.jsonl"}, "model": {"name": str(tiny_llama_dir)}})
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    odd = [{"note": "the river runs"}]
+    assert example_lengths(cfg, odd) == [len(tok("the river runs", add_special_tokens=False)["input_ids"]) + 12]
+
+
 def test_the_search_costs_its_share_of_the_final_training_unless_steps_are_given():
     cfg = _cfg()  # search_budget 0.5: 100 of 200 final steps; a trial needs 50 (a quarter), one fits
     sweep, tune, n_trials, skipped = search_plan(cfg, 200, n_lrs=5, n_trials=2)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneproof.config import RunConfig
+from tuneproof.errors import DataError, ModelLoadError
 
 __all__ = ["MIN_SWEEP_STEPS", "MIN_TRIAL_FRACTION", "MIN_TUNE_TRIALS", "Plan", "curation_factor", "example_lengths",
            "final_steps", "plan", "read_jsonl", "sample_records", "search_plan"]
@@ -82,9 +83,9 @@ def _lengths(model: str, trust: bool, task: str, texts: list[str]) -> list[int]:
         return []
     try:
         tok = _tokenizer(model, trust)
-        return [len(ids) + extra for ids in tok(texts, add_special_tokens=False)["input_ids"]]
-    except Exception:
+    except ModelLoadError:
         return [int(len(t.split()) * 1.3) + extra for t in texts]
+    return [len(ids) + extra for ids in tok(texts, add_special_tokens=False)["input_ids"]]
 
 
 def sample_records(rows: list[Any], n: int = SAMPLE_RECORDS) -> list[Any]:
@@ -145,7 +146,7 @@ def _encoded_lengths(model: str, trust: bool, task: str, rows: list[Any], max_le
     try:
         tok = _tokenizer(model, trust)
         schema, field_map = resolve_schema(dict.fromkeys(k for r in objects for k in r), fields or None, None)
-    except Exception:  # no tokenizer loads here, or no schema fits the rows: the caller estimates from the text
+    except (ModelLoadError, DataError):  # no tokenizer loads here, or no schema fits the rows: the caller estimates from the text
         return None
     records = []
     for i, row in enumerate(objects):

@@ -481,8 +481,12 @@ def oracle_summary(points: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_suite(scenarios: list[Scenario], seeds: list[int], methods: list[str], results_dir: Path, console: Any,
-              *, suite: str = "custom") -> list[dict[str, Any]]:  # fmt: skip
-    """Run every missing cell, appending each to ``results_dir/results.jsonl``; return the rows run now."""
+              *, suite: str = "custom", deadline: float | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Run every missing cell, appending each to ``results_dir/results.jsonl``; return the rows run now.
+
+    ``deadline`` (a ``time.time()`` value): no cell starts after it; the one running finishes. A
+    suite of hours (the SFT oracles: one cell per rate) can so be run in pieces that end in time.
+    """
     results = results_dir / "results.jsonl"
     done = {cell_key(r) for r in read_results(results)}
     ran: list[dict[str, Any]] = []
@@ -497,6 +501,9 @@ def run_suite(scenarios: list[Scenario], seeds: list[int], methods: list[str], r
                     key = (sc.name, seed, "oracle_point" if m == "oracle" else m, lr)
                     if key in done:
                         continue
+                    if deadline is not None and time.time() >= deadline:
+                        console.print(f"past the deadline: cell {key} and the rest not started; rerun to continue")
+                        return ran
                     if data is None:
                         data = prepare_data(sc, seed, work)
                         me = _min_effect(sc, seed, data, work / "runs")

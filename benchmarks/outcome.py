@@ -24,9 +24,11 @@ paired bootstrap, verdict):
   An upper bound no real user has.
 
 Results append to ``<results>/results.jsonl`` one finished cell at a time; a rerun skips
-finished cells. Run under the benchmark lock::
+finished cells. ``--budget-minutes N`` starts no cell after N minutes, so the hours of the full
+suite (each oracle rate is its own cell) can be run in pieces. Run under the benchmark lock::
 
     flock /tmp/tuneproof-bench.lock python benchmarks/outcome.py --quick
+    flock /tmp/tuneproof-bench.lock python benchmarks/outcome.py --scenarios qa --methods oracle --budget-minutes 90
     python benchmarks/outcome.py --quick --report-only
 """
 
@@ -123,12 +125,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results", type=Path, default=None, help="results dir (default ~/.cache/tuneproof/outcome/<suite>)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--report-only", action="store_true", help="print the tables from results.jsonl, run nothing")
+    ap.add_argument("--budget-minutes", type=float, default=None,
+                    help="start no cell after this many minutes (the running one finishes; rerun to continue)")
+    ap.add_argument("--deadline", type=float, default=None, help=argparse.SUPPRESS)  # absolute, for the child processes
     ap.add_argument("--in-process", action="store_true",
                     help="run every scenario in this process (default: one child process per scenario, so memory "
                          "that PyTorch and the tokenizers keep is given back between scenarios)")  # fmt: skip
     args = ap.parse_args(argv)
 
     suite = "quick" if args.quick else "full"
+    deadline = args.deadline or (time.time() + 60 * args.budget_minutes if args.budget_minutes is not None else None)
     results = args.results or _default_results(suite)
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
     names = [s for s in args.scenarios.split(",") if s]
@@ -149,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
                    ",".join(methods), "--results", str(results), "--threads", str(args.threads), "--in-process"]  # fmt: skip
             if args.quick:
                 cmd.append("--quick")
+            if deadline is not None:
+                cmd += ["--deadline", str(deadline)]
             done = subprocess.run(cmd, stdout=subprocess.DEVNULL)
             if done.returncode != 0:
                 print(f"scenario {n}: the child process exited with {done.returncode}; finished cells are kept, rerun to continue")
@@ -166,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         for n in names:
             print(f"  {n} knobs: {BUDGETS[suite][n]}")
         t0 = time.perf_counter()
-        ran = run_suite([make_scenario(n, suite) for n in names], seeds, methods, results, console, suite=suite)
+        ran = run_suite([make_scenario(n, suite) for n in names], seeds, methods, results, console, suite=suite,
+                        deadline=deadline)  # fmt: skip
         print(f"ran {len(ran)} cell(s) in {(time.perf_counter() - t0) / 60:.1f} min; load now {os.getloadavg()}")
     rows = [r for r in read_results(results / "results.jsonl") if r["scenario"] in names and r["seed"] in seeds]
     print(summarize(rows) if rows else f"no results yet in {results / 'results.jsonl'}")

@@ -132,6 +132,36 @@ def test_suite_writes_every_cell_resumes_and_summarizes(scenarios, tmp_path):
         assert needle in text, needle
 
 
+def test_suite_starts_no_cell_after_its_deadline_and_resumes_where_it_stopped(scenarios, tmp_path, monkeypatch):
+    import _outcome_harness as h
+    from rich.console import Console
+
+    qa, _ = scenarios
+    clock = [1000.0]
+    started: list[tuple] = []
+
+    def fake_cell(sc, seed, method, lr, data, work, me, results, console):  # each cell takes 10 "minutes"
+        started.append((method, lr))
+        clock[0] += 600
+        return {"scenario": sc.name, "seed": seed, "method": "oracle_point" if method == "oracle" else method, "lr": lr}
+
+    monkeypatch.setattr(h.time, "time", lambda: clock[0])
+    monkeypatch.setattr(h, "_run_cell", fake_cell)
+    monkeypatch.setattr(h, "prepare_data", lambda sc, seed, work: {})
+    monkeypatch.setattr(h, "_min_effect", lambda sc, seed, data, runs: 0.01)
+    monkeypatch.setattr(h, "oracle_summary", lambda points: {"points": len(points)})
+    console = Console(stderr=True, quiet=True)
+
+    assert h.run_suite([qa], [0], ["naive", "oracle"], tmp_path, console, deadline=999.0) == []
+    assert not (tmp_path / "results.jsonl").exists() and started == []
+    # 15 minutes: the first cell starts at 0, the second at 10 (before the deadline), the third not
+    ran = h.run_suite([qa], [0], ["naive", "oracle"], tmp_path, console, deadline=1000.0 + 900)
+    assert started == [("naive", None), ("oracle", 1e-3)] and len(ran) == 2
+    ran = h.run_suite([qa], [0], ["naive", "oracle"], tmp_path, console, deadline=None)
+    assert started[2:] == [("oracle", 1e-2)]  # only the cell left, then the oracle's summary of both rates
+    assert [(r["method"], r.get("points")) for r in ran] == [("oracle_point", None), ("oracle", 2)]
+
+
 def test_jsonl_readers_split_lines_on_newlines_only(tmp_path):
     # Review text with U+2028 / U+0085 (kept raw by ensure_ascii=False): str.splitlines() would cut
     # the JSON line in two and the scoring of every later candidate failed (full sentiment seed 2).

@@ -228,6 +228,18 @@ def test_label_issues_find_flipped_labels_and_suggest_the_right_one():
             assert f.details["suggested_label"] == rows[f.index][1]
 
 
+def test_label_issues_are_ranked_by_the_given_labels_probability():
+    rows = _reviews(400, seed=3)
+    noisy = [(t, ("pos" if y == "neg" else "neg") if i % 8 == 0 else y) for i, (t, y) in enumerate(rows)]
+    found = list(LabelIssueCheck().run(_label_records(noisy), context(task="classification")))
+    assert len(found) >= 10
+    assert sorted(f.details["rank"] for f in found) == list(range(1, len(found) + 1))
+    by_rank = sorted(found, key=lambda f: f.details["rank"])
+    probs = [f.details["label_probability"] for f in by_rank]
+    assert probs == sorted(probs)  # rank 1 is the label the data believes least
+    assert f"rank 1 of {len(found)}" in by_rank[0].reason
+
+
 def test_label_issues_none_on_clean_labels():
     found = list(LabelIssueCheck().run(_label_records(_reviews(600, seed=2)), context(task="classification")))
     assert len(found) <= 3  # clean, separable data: no (or almost no) alarm

@@ -144,6 +144,21 @@ def test_a_corrupt_file_is_named_not_fatal(run_dir, tmp_path):
     assert facts["sections"]["verdict"]["headline"] == "not proven: do not ship"
 
 
+def test_ranked_findings_show_the_most_suspicious_first(tmp_path):
+    (tmp_path / "audit").mkdir()
+    (tmp_path / "audit" / "audit.json").write_text(json.dumps({"checks": {"label_issue": {"status": "ran", "findings": 5, "records": 5}}}))
+    rows = [{"id": f"d.jsonl:{i}", "check": "label_issue", "code": "label disagrees with the data", "reason": "r", "rank": r}
+            for i, r in zip(range(1, 6), (4, 2, 5, 1, 3))]
+    rows.insert(2, {"id": "d.jsonl:9", "check": "pii", "code": "email", "reason": "r"})  # unranked: kept in order
+    (tmp_path / "audit" / "findings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    page = build_report(tmp_path).read_text()
+    assert "label_issue: label disagrees with the data (ranked: the top of the list, rank 1 first)" in page
+    assert "pii: email</h4>" in page
+    checks = json.loads((tmp_path / "report.json").read_text())["sections"]["audit"]["checks"]
+    assert [x["id"] for x in checks["label_issue"]["examples"]["label disagrees with the data"]] == ["d.jsonl:4", "d.jsonl:2", "d.jsonl:5"]
+    assert [x["id"] for x in checks["pii"]["examples"]["email"]] == ["d.jsonl:9"]
+
+
 def test_pruned_trials_are_listed(run_dir, tmp_path):
     run = tmp_path / "r"
     (run / "tune").mkdir(parents=True)

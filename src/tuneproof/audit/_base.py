@@ -43,7 +43,7 @@ class Finding:
         severity: ``severe``, ``warning`` or ``info``.
         reason: a sentence a person understands.
         code: a short stable reason key, used to count findings per reason.
-        details: check-specific facts (``duplicate_of``, ``score``, ``suggested_label``,
+        details: check-specific facts (``duplicate_of``, ``score``, ``suggested_label``, ``rank``,
             ``kind`` and ``start``/``end`` for PII, ``tokens``...). Never a PII value.
         index: the record's position in the loaded records (not written out).
     """

@@ -154,12 +154,15 @@ def _audit(r: _Reader, pipeline: Any) -> dict[str, Any]:
             "by_reason": info.get("by_reason") or {},
             "examples": {},
         }
-    for f in findings:
+    # A check that ranks its findings (label_issue's ``rank``) shows its most suspicious
+    # records first; the others keep file order (the sort is stable).
+    for f in sorted(findings, key=lambda f: f.get("rank") if isinstance(f.get("rank"), int) else float("inf")):
         check, code = f.get("check"), f.get("code") or f.get("reason") or "?"
         entry = checks.setdefault(check, {"status": "ran", "findings": None, "records": None, "by_reason": {}, "examples": {}})
         examples = entry["examples"].setdefault(code, [])
         if len(examples) < EXAMPLES_PER_REASON:
-            examples.append({"id": f.get("id"), "reason": f.get("reason"), "text": text_by_id.get(f.get("id"))})
+            examples.append({"id": f.get("id"), "reason": f.get("reason"), "text": text_by_id.get(f.get("id"))}
+                            | ({"rank": f["rank"]} if isinstance(f.get("rank"), int) else {}))
     missing = {x["id"] for c in checks.values() for exs in c["examples"].values() for x in exs if x["text"] is None}
     if missing and isinstance(manifest, dict):
         found = _texts_from_input(r, (manifest.get("input") or {}).get("path"), missing)

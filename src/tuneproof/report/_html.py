@@ -122,7 +122,8 @@ def _audit(s: dict[str, Any]) -> str:
     for name, c in (s.get("checks") or {}).items():
         for code, examples in (c.get("examples") or {}).items():
             ex_rows = [[e(x.get("id")), e(x.get("reason")), f'<div class="rec">{e(x.get("text") if x.get("text") is not None else "(record text not in removed.jsonl)")}</div>'] for x in examples]
-            out.append(f"<h4>{e(name)}: {e(code)}</h4>" + table(["record", "reason", "record text"], ex_rows))
+            ranked = " (ranked: the top of the list, rank 1 first)" if examples and "rank" in examples[0] else ""
+            out.append(f"<h4>{e(name)}: {e(code)}{ranked}</h4>" + table(["record", "reason", "record text"], ex_rows))
     split = s.get("split")
     if isinstance(split, dict):
         out.append("<h3>Split</h3>" + f"<pre>{e(json.dumps(split, indent=1))}</pre>")

@@ -13,7 +13,7 @@ from tuneproof.audit._base import CheckNotRun
 from tuneproof.audit.labels import LabelIssueCheck
 from tuneproof.audit.leakage import LeakageCheck
 from tuneproof.audit.length import TooLongCheck
-from tuneproof.audit.relevance import OffDomainCheck, calibrate_threshold, knn_scores
+from tuneproof.audit.relevance import OffDomainCheck, calibrate_threshold, expected_flag_share, knn_scores
 from tuneproof.config import AuditConfig
 from tuneproof.data import Record, Schema
 
@@ -131,6 +131,19 @@ def test_knn_follows_a_spread_domain_that_a_centroid_misses():
     # The centroid of the two topics is near the origin: it would rank the two alike.
     centroid = refs.mean(0)
     assert abs(float(a @ centroid) - float(off @ centroid)) < 0.2
+
+
+@pytest.mark.parametrize("n", [10, 30, 100])
+@pytest.mark.parametrize("draw", ["normal", "gumbel", "uniform"])
+def test_expected_flag_share_bounds_a_simulation_of_the_quantile_threshold(n, draw):
+    # In-domain scores are exchangeable with the references' leave-one-out scores; the
+    # share of new ones below np.quantile(refs, 2%) lies in the bounds the audit states.
+    rng = np.random.default_rng(n)
+    sample = getattr(rng, draw)
+    shares = [np.mean(sample(size=500) < np.quantile(sample(size=n), 0.02)) for _ in range(3000)]
+    low, high = expected_flag_share(n, 0.02)
+    assert low - 0.002 < np.mean(shares) < high + 0.002
+    assert high > 0.02 and high - low == pytest.approx(1 / (n + 1))
 
 
 FINANCE = [q + " " + a for q, a in CLEAN_QA]

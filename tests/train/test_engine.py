@@ -113,6 +113,20 @@ def test_guard_silent_on_a_healthy_run(tiny_llama_dir, make_config, qa_rows):
     assert result.guard["evaluations"] == 4
 
 
+def test_stopped_early_only_when_the_run_ended_before_its_budget():
+    from types import SimpleNamespace
+
+    from tuneproof.train._engine import stopped_before_budget
+
+    out_of_patience = SimpleNamespace(early_stopping_patience_counter=3, early_stopping_patience=3)
+    patient = SimpleNamespace(early_stopping_patience_counter=1, early_stopping_patience=3)
+    assert stopped_before_budget(out_of_patience, SimpleNamespace(global_step=230, max_steps=272))
+    # Patience ran out at the last planned step (qa seed 1: best at 216 of 272): not early.
+    assert not stopped_before_budget(out_of_patience, SimpleNamespace(global_step=272, max_steps=272))
+    assert not stopped_before_budget(patient, SimpleNamespace(global_step=100, max_steps=272))
+    assert not stopped_before_budget(None, SimpleNamespace(global_step=100, max_steps=272))
+
+
 def test_early_stopping_restores_the_best_checkpoint(tiny_llama_dir, make_config, qa_rows):
     cfg = memorizing_config(make_config, qa_rows, tiny_llama_dir, early_stopping={"patience": 2})
     result = train(cfg)

@@ -423,7 +423,7 @@ def _fit(
                 track.set_tags(run, {"overfit_guard": "clean"})
         else:
             track.set_tags(run, {"overfit_guard": "disabled"})
-        stopped_early = bool(early and early.early_stopping_patience_counter >= early.early_stopping_patience)
+        stopped_early = stopped_before_budget(early, state)
 
         model_dir = out / "model"
         trainer.save_model(str(model_dir))
@@ -475,6 +475,18 @@ def _fit(
         f"{best.get('loss', float('nan')):.4f} at step {result.best_step}; model in {model_dir}"
     )
     return result
+
+
+def stopped_before_budget(early: Any, state: Any) -> bool:
+    """Whether early stopping ended the run before its step budget.
+
+    The patience can run out at the very last step (the best evaluation three before the
+    end): the run then did every planned step, and saying "stopped early" would tell the
+    reader, and the decision's causes, that the budget was not the limit.
+    """
+    if early is None or early.early_stopping_patience_counter < early.early_stopping_patience:
+        return False
+    return bool(state.max_steps) and state.global_step < state.max_steps
 
 
 def _is_metric(key: str, value: Any) -> bool:

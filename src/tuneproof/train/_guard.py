@@ -36,6 +36,8 @@ class GuardFindings:
     overfitting: bool = False
     reason: str = ""
     rule: str = ""  # "rising_val_loss" or "gap"
+    # The lowest validation loss up to the detection (over every evaluation when clean); the
+    # training may go on and find a better one, which is the train result's best_step.
     best_step: int | None = None
     best_val_loss: float | None = None
     detected_step: int | None = None

@@ -179,3 +179,16 @@ def test_a_forgetting_corpus_name_is_not_resolved_as_a_path(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("name: x\ntask: sft\ndata: {path: d.jsonl}\neval: {forgetting_text: xsum}\n")
     assert load_config(path).eval.forgetting_text == "xsum"
+
+
+def test_early_stopping_monitor_resolves_per_task_and_refuses_a_metric_for_sft(tmp_path):
+    from tuneproof.config import load_config
+    from tuneproof.errors import ConfigError
+
+    base = {"name": "m", "data": {"path": str(tmp_path / "d.jsonl")}}
+    assert load_config({**base, "task": "classification"}).monitors_metric
+    assert not load_config({**base, "task": "sft"}).monitors_metric
+    off = {"train": {"early_stopping": {"monitor": "val_loss"}}}
+    assert not load_config({**base, "task": "classification", **off}).monitors_metric
+    with pytest.raises(ConfigError, match=r"train.early_stopping.monitor = 'val_metric'.*Fix: use val_loss"):
+        load_config({**base, "task": "sft", "train": {"early_stopping": {"monitor": "val_metric"}}})

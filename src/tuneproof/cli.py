@@ -284,6 +284,7 @@ def train(
     """Train one model (full, LoRA or freeze) with early stopping and the overfitting guard."""
     from tuneproof.search import _dist
     from tuneproof.train import train as run_training
+    from tuneproof.train._engine import describe_best
 
     result = run_training(_load(config, set_), resume=resume, console=err_console)
     _dist.finish()
@@ -293,7 +294,7 @@ def train(
         [
             ("model", str(result.model_dir)),
             ("steps", f"{result.global_step}" + (" (stopped early)" if result.stopped_early else "")),
-            ("best val loss", f"{result.best_metrics.get('loss', float('nan')):.4f} at step {result.best_step}"),
+            ("best", describe_best(result).removeprefix("best ")),
             ("overfitting", f"at step {guard['detected_step']}: {guard['reason']}" if guard["overfitting"] else "none"),
             ("summary", str(result.train_json)),
             ("MLflow run", result.mlflow_run_id),

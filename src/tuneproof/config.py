@@ -181,11 +181,26 @@ class ModelConfig(_Section):
 
 
 class EarlyStoppingConfig(_Section):
-    """Stop when validation loss stops improving, and restore the best checkpoint."""
+    """Stop when the validation score stops improving, and restore the best checkpoint.
+
+    The score is what ``monitor`` names. ``auto`` means validation loss for SFT, and for
+    classification the evaluation's metric (``eval.metric``: accuracy unless set) on the
+    validation split, ties broken by the lower validation loss. Cross-entropy punishes every
+    confident prediction on a wrong label, so under label noise it rises while the share of
+    correct predictions still grows; the checkpoint is judged on what the verdict is about.
+    """
 
     enabled: bool = Field(default=True, description="on by default whenever a validation split exists")
     patience: int = Field(default=3, ge=1, description="evaluations without improvement before stopping")
-    min_delta: float = Field(default=0.0, ge=0, description="smallest decrease in loss that counts")
+    min_delta: float = Field(
+        default=0.0, ge=0, description="smallest improvement that counts: a decrease in loss, or a rise in the metric"
+    )
+    monitor: Literal["auto", "val_loss", "val_metric"] = Field(
+        default="auto",
+        description="what picks the best checkpoint and runs out the patience: val_loss, or val_metric "
+        "(classification only: eval.metric on the validation split, ties broken by lower loss); "
+        "auto is val_metric for classification and val_loss for sft",
+    )
 
 
 class OverfitGuardConfig(_Section):
@@ -555,6 +570,12 @@ class RunConfig(_Section):
         return self.eval.metric or ("nll" if self.task == "sft" else "accuracy")
 
     @property
+    def monitors_metric(self) -> bool:
+        """Whether the training picks its best checkpoint by ``primary_metric`` (else by val loss)."""
+        monitor = self.train.early_stopping.monitor
+        return self.task == "classification" and monitor in ("auto", "val_metric")
+
+    @property
     def audit_for_run(self) -> AuditConfig:
         """The audit settings, with ``too_long`` measured against this run's ``model.max_length``
         unless ``audit.max_tokens`` is set."""
@@ -853,6 +874,13 @@ def _cross_section_problems(task: Any, sections: dict[str, Any], where: Any) -> 
                 f"{where('eval.metric')}eval.metric = {ev.metric!r}: not a metric for task {task}"
                 f"{_did_you_mean(ev.metric, allowed)}. Fix: use one of {', '.join(allowed)}."
             )
+    train = sections.get("train")
+    if task == "sft" and train is not None and train.early_stopping.monitor == "val_metric":
+        problems.append(
+            f"{where('train.early_stopping.monitor')}train.early_stopping.monitor = 'val_metric': an SFT "
+            "metric needs generation, which no evaluation during training runs. "
+            "Fix: use val_loss (or auto, which means val_loss for sft)."
+        )
     if model is not None and search is not None and model.method != "lora":
         lora_keys = [k for k in search.space if k.startswith("lora_")]
         if lora_keys:

@@ -206,3 +206,20 @@ def test_the_overfitting_guard_and_early_stop_are_marked(run_dir, tmp_path):
     assert "stopped early" in training
     s = json.loads((tmp_path / "report.json").read_text())["sections"]["training"]
     assert s["overfitting"] and s["guard_step"] == 4 and s["stopped_early"]
+
+
+def test_a_checkpoint_chosen_by_accuracy_says_so_and_plots_it(run_dir, tmp_path):
+    from tuneproof.report import _plots
+
+    train = json.loads((run_dir / "train" / "train.json").read_text())
+    steps = [c["step"] for c in train["guard"]["curve"]]
+    train["monitor"] = "val_accuracy"
+    train["evals"] = [{"step": s, "loss": 0.5, "accuracy": 0.6 + 0.01 * i} for i, s in enumerate(steps)]
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "train.json").write_text(json.dumps(train))
+    training = _section(build_report(tmp_path).read_text(), "training")
+    assert "chosen by highest validation accuracy, ties broken by the lower validation loss" in training
+    s = json.loads((tmp_path / "report.json").read_text())["sections"]["training"]
+    assert s["monitor"] == "val_accuracy" and [e["step"] for e in s["evals"]] == steps
+    # The accuracy curve is drawn: the plot differs from the loss-only one.
+    assert _plots.training_plot(s) != _plots.training_plot({**s, "evals": []})

@@ -243,3 +243,64 @@ def test_saved_adapter_reproduces_the_final_val_loss(tiny_llama_dir, make_config
     assert total / n == pytest.approx(result.final_metrics["loss"], rel=1e-4)
     # ...and training changed the model: the base alone scores differently.
     assert abs(result.final_metrics["loss"] - result.guard["curve"][0]["val_loss"]) > 1e-3
+
+
+def test_selection_metrics_rank_by_the_metric_and_break_ties_by_loss():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tuneproof.train.classification import SelectionMetrics
+
+    labels = np.array([0, 0, 1, 1])
+    score = SelectionMetrics("accuracy")
+
+    def at(logits):
+        return score(SimpleNamespace(predictions=np.array(logits, dtype=float), label_ids=labels))
+
+    # Three of four right, but one wrong answer held with great confidence: high loss.
+    confident_miss = at([[3, 0], [3, 0], [0, 3], [9, 0]])
+    # Two of four right, every answer hedged: lower loss, lower accuracy.
+    hedged = at([[0.2, 0], [0.2, 0], [0.2, 0], [0.2, 0]])
+    assert confident_miss["accuracy"] == 0.75 and hedged["accuracy"] == 0.5
+    assert confident_miss["selection"] > hedged["selection"]  # the metric decides, not the loss
+    # Equal accuracy: the lower loss wins, and the tie-break never moves a score by 1e-5.
+    sure = at([[4, 0], [4, 0], [0, 4], [0, 4]])
+    unsure = at([[0.1, 0], [0.1, 0], [0, 0.1], [0, 0.1]])
+    assert sure["accuracy"] == unsure["accuracy"] == 1.0
+    assert sure["selection"] > unsure["selection"] > 1.0 - 1e-5
+    assert 0.5 < sure["auroc"] <= 1.0 and "macro_f1" in sure
+    assert "selection" not in SelectionMetrics(None)(SimpleNamespace(predictions=np.zeros((4, 2)), label_ids=labels))
+
+
+def test_classification_picks_its_checkpoint_by_validation_accuracy(tiny_bert_dir, make_config, sentiment_rows):
+    cfg = make_config(tiny_bert_dir, task="classification", rows=sentiment_rows(60), model={"method": "full"},
+                      train={"lr": 3e-3, "batch_size": 4, "max_steps": 24, "eval_steps": 2})  # fmt: skip
+    result = train(cfg)
+    assert result.monitor == "val_accuracy"
+    evals = result.evals
+    # Every evaluation, each once: the last evaluate() of the kept model is not one of them.
+    assert [e["step"] for e in evals] == list(range(2, result.global_step + 1, 2))
+    top = max(e["accuracy"] for e in evals)
+    tied = [e for e in evals if e["accuracy"] == top]
+    best = min(tied, key=lambda e: e["loss"])
+    assert result.best_step == best["step"] and result.best_metrics["accuracy"] == top
+    # The kept model is that checkpoint: its last evaluation repeats the best one's scores.
+    assert result.final_metrics["accuracy"] == top
+    assert result.final_metrics["loss"] == pytest.approx(best["loss"], rel=1e-4)
+    saved = json.loads(result.train_json.read_text())
+    assert saved["monitor"] == "val_accuracy" and "selection" not in saved["best_metrics"]
+
+    by_loss = train({**cfg, "train": {**cfg["train"], "early_stopping": {"monitor": "val_loss"}}})
+    assert by_loss.monitor == "val_loss"
+    assert by_loss.best_metrics["loss"] == min(e["loss"] for e in by_loss.evals)
+    assert by_loss.best_step != result.best_step  # on this run the two rules keep different checkpoints
+
+
+def test_auroc_cannot_pick_checkpoints_for_three_classes(tiny_bert_dir, make_config):
+    from tuneproof.errors import ConfigError
+
+    rows = [{"text": f"word{i % 7} text {i}", "label": "abc"[i % 3]} for i in range(30)]
+    cfg = make_config(tiny_bert_dir, task="classification", rows=rows, eval={"metric": "auroc"})
+    with pytest.raises(ConfigError, match="auroc.*2 classes.*Fix: set eval.metric"):
+        train(cfg)

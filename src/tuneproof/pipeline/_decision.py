@@ -92,7 +92,8 @@ def likely_causes(ev: dict[str, Any] | None, pre: dict[str, Any], tr: dict[str, 
     if tr and not tr.get("stopped_early") and not guard.get("overfitting"):
         best, last = tr.get("best_step"), tr.get("global_step")
         if best is not None and last and best >= last:
-            causes.append({"code": "budget", "evidence": f"validation loss was still at its best at the last step ({last}): "
+            score = str(tr.get("monitor") or "val_loss").replace("val_", "validation ", 1)
+            causes.append({"code": "budget", "evidence": f"{score} was still at its best at the last step ({last}): "
                            "training had not converged", "next": "raise train.max_steps / epochs (the budget ran out)"})  # fmt: skip
     if not causes:
         causes.append({"code": "no_effect", "evidence": f"delta {d['value']:+.4g}: the tuned model is no better than the reference",

@@ -252,6 +252,8 @@ def _training(r: _Reader, pipeline: Any) -> dict[str, Any]:
         "global_step": data.get("global_step"),
         "stopped_early": bool(data.get("stopped_early")),
         "best_metrics": data.get("best_metrics"),
+        "monitor": data.get("monitor") or "val_loss",
+        "evals": [e for e in data.get("evals") or [] if isinstance(e, dict)],
         "overfitting": bool(guard.get("overfitting")),
         "guard_step": guard.get("detected_step"),
         "guard_reason": guard.get("reason") or "",

@@ -168,8 +168,11 @@ def _search(s: dict[str, Any]) -> str:
 def _training(s: dict[str, Any]) -> str:
     out = [image(_plots.training_plot(s), "training curves")]
     stop = "stopped early" if s.get("stopped_early") else "ran to its step budget"
-    out.append(f"<p>{num(s.get('global_step'))} steps, {stop}; best step {num(s.get('best_step'))} "
-               f"(best metrics {e(json.dumps(s.get('best_metrics')))}).</p>")  # fmt: skip
+    monitor = str(s.get("monitor") or "val_loss")
+    by = "lowest validation loss" if monitor == "val_loss" else \
+        f"highest validation {monitor.removeprefix('val_')}, ties broken by the lower validation loss"
+    out.append(f"<p>{num(s.get('global_step'))} steps, {stop}; best step {num(s.get('best_step'))}, chosen by "
+               f"{e(by)} (best metrics {e(json.dumps(s.get('best_metrics')))}).</p>")  # fmt: skip
     if s.get("overfitting"):
         out.append(f"<p class=\"high\">Overfitting guard fired at step {num(s.get('guard_step'))}: {e(s.get('guard_reason'))}</p>")
     else:

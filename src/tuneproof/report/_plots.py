@@ -107,5 +107,14 @@ def training_plot(sec: dict[str, Any]) -> str | None:
         ax.axvline(sec["guard_step"], color="red", ls=":", lw=2, label=f"overfitting guard fired: {sec['guard_step']}")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    name = str(sec.get("monitor") or "val_loss").removeprefix("val_")
+    pts = [(e["step"], e[name]) for e in sec.get("evals") or [] if name != "loss" and _finite(e.get("step")) and _finite(e.get(name))]
+    if pts:  # the metric that picked the checkpoint, on its own axis
+        right = ax.twinx()
+        right.plot([a for a, _ in pts], [b for _, b in pts], "s-", ms=3, color="purple", label=f"val {name} (picks the checkpoint)")
+        right.set_ylabel(f"val {name}")
+        more_h, more_l = right.get_legend_handles_labels()
+        handles, labels = handles + more_h, labels + more_l
+    ax.legend(handles, labels, fontsize=8)
     return _png(fig)

@@ -211,7 +211,8 @@ def lr_sweep(
     base["train"].update(
         max_steps=n_steps,
         eval_steps=max(1, n_steps // 3),
-        early_stopping={**base["train"]["early_stopping"], "enabled": False},  # every rate gets its full budget
+        # Every rate gets its full budget, and the points are ranked by val loss.
+        early_stopping={**base["train"]["early_stopping"], "enabled": False, "monitor": "val_loss"},
         overfit_guard={**base["train"]["overfit_guard"], "enabled": False},
     )
     console.print(f"lr sweep: {len(grid)} rates from {grid[0]:g} to {grid[-1]:g}, {n_steps} steps each (method {cfg.model.method})")

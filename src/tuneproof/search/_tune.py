@@ -261,6 +261,9 @@ class _Search:
         out.mkdir(parents=True, exist_ok=True)
         (out / "params.json").write_text(json.dumps(params))  # what this rank trained with
         trial_cfg, scale = equal_examples(apply_params(self.base, params), self.base)
+        # The objective is the trial's best val loss (smooth, where a short trial's accuracy is
+        # coarse); the final training still picks its checkpoint by train.early_stopping.monitor.
+        trial_cfg["train"]["early_stopping"] = {**trial_cfg["train"]["early_stopping"], "monitor": "val_loss"}
         callback = OptunaPruningCallback(trial, decide=_dist.share, step_scale=scale)
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
         steps_note = f" ({trial_cfg['train']['max_steps']} steps: the examples of {self.base['train']['max_steps']} at the config's batch)" \

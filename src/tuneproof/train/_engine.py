@@ -33,13 +33,16 @@ class TrainResult:
         train_json: the summary file (the fields below, as JSON).
         final_metrics: validation metrics of the model that was saved (the best checkpoint
             when early stopping is on), from a last evaluation.
-        best_metrics: the best validation metrics seen during training.
-        best_step: the step of the best validation loss.
+        best_metrics: the validation metrics of the best evaluation, by ``monitor``.
+        best_step: the step of that evaluation.
         global_step: steps trained.
         stopped_early: early stopping ended the run before its step budget.
         guard: the overfitting guard's findings.
         mlflow_run_id: the MLflow run that holds params, per-step metrics and the config.
         split_path: ``split.json``: the record ids of each split.
+        monitor: what ranked the evaluations: ``val_loss``, or for classification
+            ``val_<metric>`` (ties broken by the lower loss); see ``train.early_stopping.monitor``.
+        evals: every evaluation during training: its ``step`` and validation metrics.
     """
 
     output_dir: Path
@@ -55,6 +58,8 @@ class TrainResult:
     split_path: Path | None
     merged_dir: Path | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    monitor: str = "val_loss"
+    evals: list[dict[str, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -211,6 +216,14 @@ def _prepare(cfg: RunConfig, out: Path, console: Any) -> _Prepared:
     if cfg.task == "classification":
         labels = classification.label_map(train_records, cfg.model.labels)
         classification.label_map(val_records, labels)  # val labels must be known too
+        if cfg.monitors_metric and cfg.primary_metric == "auroc" and len(labels) != 2:
+            raise ConfigError(
+                "train.early_stopping.monitor",
+                [f"eval.metric = 'auroc' is defined for 2 classes, and the data has {len(labels)} "
+                 f"({', '.join(labels[:6])}{', ...' if len(labels) > 6 else ''}), so it cannot pick "
+                 "checkpoints. Fix: set eval.metric to accuracy or macro_f1, or "
+                 "train.early_stopping.monitor: val_loss."],
+            )  # fmt: skip
     model, tokenizer = load_model(
         cfg.model.name, cfg.task, labels=labels, seed=cfg.train.seed, trust_remote_code=cfg.model.trust_remote_code
     )
@@ -328,8 +341,8 @@ def _training_args(cfg: RunConfig, p: _Prepared, out: Path) -> Any:
         save_steps=eval_steps,
         save_total_limit=2,
         load_best_model_at_end=early,
-        metric_for_best_model="eval_loss",
-        greater_is_better=False,
+        metric_for_best_model="eval_selection" if cfg.monitors_metric else "eval_loss",
+        greater_is_better=cfg.monitors_metric,
         restore_callback_states_from_checkpoint=True,
         logging_steps=1,
         report_to=[],
@@ -403,19 +416,26 @@ def _fit(
             eval_dataset=p.val_set,
             data_collator=p.collator,
             compute_loss_func=p.loss_func,
-            compute_metrics=classification.accuracy_metrics if cfg.task == "classification" else None,
+            compute_metrics=classification.SelectionMetrics(cfg.primary_metric if cfg.monitors_metric else None)
+            if cfg.task == "classification"
+            else None,
             callbacks=callbacks + extra_callbacks,
         )
         trainer.remove_callback(PrinterCallback)  # our progress bar and MLflow replace its dict dumps
         start = time.perf_counter()
         output = trainer.train(resume_from_checkpoint=checkpoint)
         elapsed = time.perf_counter() - start
+        evals = [e for e in trainer.state.log_history if "eval_loss" in e]  # before the last evaluate() adds one
         # Evaluate the model we keep (the best checkpoint when early stopping restored it).
         final = {k.removeprefix("eval_"): float(v) for k, v in trainer.evaluate().items() if _is_metric(k, v)}
 
         state = trainer.state
-        evals = [e for e in state.log_history if "eval_loss" in e]
-        best_entry = min(evals, key=lambda e: e["eval_loss"]) if evals else {}
+        if cfg.monitors_metric:  # the first of equal scores, as the Trainer keeps it
+            best_entry = max(evals, key=lambda e: e.get("eval_selection", -math.inf)) if evals else {}
+            monitor = f"val_{cfg.primary_metric}"
+        else:
+            best_entry = min(evals, key=lambda e: e["eval_loss"]) if evals else {}
+            monitor = "val_loss"
         best = {k.removeprefix("eval_"): float(v) for k, v in best_entry.items() if _is_metric(k, v)}
         guard_findings = guard.findings
         if cfg.train.overfit_guard.enabled:
@@ -454,6 +474,9 @@ def _fit(
             stopped_early=stopped_early,
             guard=guard_findings.to_dict(),
             mlflow_run_id=run.run_id,
+            monitor=monitor,
+            evals=[{"step": int(e["step"]), **{k.removeprefix("eval_"): float(v) for k, v in e.items() if _is_metric(k, v)}}
+                   for e in evals],  # fmt: skip
             split_path=p.split_path,
             data={
                 **p.data,
@@ -470,11 +493,25 @@ def _fit(
         track.log_metrics(run, {f"final_{k}": v for k, v in final.items()}, step=state.global_step)
         track.set_tags(run, {"best_step": result.best_step, "stopped_early": stopped_early})
         track.log_artifact(run, result.train_json)
-    console.print(
-        f"trained {state.global_step} steps in {elapsed:.0f} s; best val loss "
-        f"{best.get('loss', float('nan')):.4f} at step {result.best_step}; model in {model_dir}"
-    )
+    console.print(f"trained {state.global_step} steps in {elapsed:.0f} s; {describe_best(result)}; model in {model_dir}")
     return result
+
+
+def describe_best(result: TrainResult) -> str:
+    """The best evaluation in words: its score by ``monitor`` and its step.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> r = SimpleNamespace(monitor="val_accuracy", best_metrics={"accuracy": 0.736, "loss": 0.6549}, best_step=322)
+        >>> describe_best(r)
+        'best val accuracy 0.7360 (val loss 0.6549) at step 322'
+    """
+    m = result.best_metrics
+    if result.monitor == "val_loss":
+        return f"best val loss {m.get('loss', float('nan')):.4f} at step {result.best_step}"
+    name = result.monitor.removeprefix("val_")
+    return (f"best val {name} {m.get(name, float('nan')):.4f} (val loss {m.get('loss', float('nan')):.4f}) "
+            f"at step {result.best_step}")  # fmt: skip
 
 
 def stopped_before_budget(early: Any, state: Any) -> bool:
@@ -490,8 +527,11 @@ def stopped_before_budget(early: Any, state: Any) -> bool:
 
 
 def _is_metric(key: str, value: Any) -> bool:
+    # eval_selection (the checkpoint score, classification.SelectionMetrics) is the metric
+    # itself less a tie-break of at most 1e-5; MLflow keeps it, train.json shows the metrics.
     return (
         key.startswith("eval_")
+        and key != "eval_selection"
         and isinstance(value, (int, float))
         and not key.endswith(("runtime", "per_second"))
     )

@@ -304,3 +304,26 @@ def test_auroc_cannot_pick_checkpoints_for_three_classes(tiny_bert_dir, make_con
     cfg = make_config(tiny_bert_dir, task="classification", rows=rows, eval={"metric": "auroc"})
     with pytest.raises(ConfigError, match="auroc.*2 classes.*Fix: set eval.metric"):
         train(cfg)
+
+
+def test_a_lower_loss_at_equal_accuracy_does_not_buy_patience(make_config, tiny_bert_dir):
+    from types import SimpleNamespace
+
+    from transformers import EarlyStoppingCallback
+
+    from tuneproof.config import load_config
+    from tuneproof.train._engine import patience_threshold
+
+    cfg = load_config(make_config(tiny_bert_dir, task="classification"))
+    early = EarlyStoppingCallback(3, patience_threshold(cfg))
+    args, state = SimpleNamespace(greater_is_better=True), SimpleNamespace(best_metric=None)
+    # Spam seed 1's plateau: accuracy 0.974 four times, the loss moving by 1e-4 (selection scores).
+    for acc, loss in [(0.974, 0.1033), (0.974, 0.1031), (0.974, 0.1030), (0.974, 0.1029)]:
+        value = acc - 1e-6 * loss
+        early.check_metric_value(args, state, None, value)
+        state.best_metric = max(state.best_metric or -1.0, value)  # what the Trainer keeps as best
+    assert early.early_stopping_patience_counter == 3  # patience ran out on the plateau
+    early.check_metric_value(args, state, None, 0.974 + 1 / 40 - 1e-6 * 0.2)  # one more record right
+    assert early.early_stopping_patience_counter == 0
+    sft = load_config(make_config(tiny_bert_dir, train={"early_stopping": {"min_delta": 0.002}}))
+    assert patience_threshold(sft) == 0.002

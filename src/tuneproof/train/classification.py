@@ -83,9 +83,10 @@ class SelectionMetrics:
 
     Returns accuracy, macro_f1, auroc (binary tasks) and, when ``metric`` is set,
     ``selection``: ``metric`` with ties broken by the lower mean cross-entropy (an AUROC that a
-    one-class split leaves undefined counts 0, so the loss alone orders those checkpoints). ``metric_for_best_model="eval_selection"`` then
-    keeps the checkpoint the evaluation will judge best, and early stopping counts its patience
-    on the same score.
+    one-class split leaves undefined counts 0, so the loss alone orders those checkpoints).
+    ``metric_for_best_model="eval_selection"`` then keeps the checkpoint the evaluation will
+    judge best; early stopping counts its patience on the same score, but only a change larger
+    than the tie-break resets it (``_engine.patience_threshold``).
 
     Example:
         >>> import numpy as np

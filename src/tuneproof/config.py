@@ -185,7 +185,7 @@ class EarlyStoppingConfig(_Section):
 
     The score is what ``monitor`` names. ``auto`` means validation loss for SFT, and for
     classification the evaluation's metric (``eval.metric``: accuracy unless set) on the
-    validation split, ties broken by the lower validation loss. Cross-entropy punishes every
+    validation split, ties broken by the lower cross-entropy per record. Cross-entropy punishes every
     confident prediction on a wrong label, so under label noise it rises while the share of
     correct predictions still grows; the checkpoint is judged on what the verdict is about.
     """
@@ -198,7 +198,8 @@ class EarlyStoppingConfig(_Section):
     monitor: Literal["auto", "val_loss", "val_metric"] = Field(
         default="auto",
         description="what picks the best checkpoint and runs out the patience: val_loss, or val_metric "
-        "(classification only: eval.metric on the validation split, ties broken by lower loss); "
+        "(classification only: eval.metric on the validation split, ties broken by the lower "
+        "cross-entropy per record); "
         "auto is val_metric for classification and val_loss for sft",
     )
 

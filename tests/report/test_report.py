@@ -218,7 +218,7 @@ def test_a_checkpoint_chosen_by_accuracy_says_so_and_plots_it(run_dir, tmp_path)
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "train.json").write_text(json.dumps(train))
     training = _section(build_report(tmp_path).read_text(), "training")
-    assert "chosen by highest validation accuracy, ties broken by the lower validation loss" in training
+    assert "chosen by highest validation accuracy, ties broken by the lower cross-entropy per record" in training
     s = json.loads((tmp_path / "report.json").read_text())["sections"]["training"]
     assert s["monitor"] == "val_accuracy" and [e["step"] for e in s["evals"]] == steps
     # The accuracy curve is drawn: the plot differs from the loss-only one.

@@ -270,6 +270,7 @@ def test_selection_metrics_rank_by_the_metric_and_break_ties_by_loss():
     assert sure["accuracy"] == unsure["accuracy"] == 1.0
     assert sure["selection"] > unsure["selection"] > 1.0 - 1e-5
     assert 0.5 < sure["auroc"] <= 1.0 and "macro_f1" in sure
+    assert sure["record_loss"] == pytest.approx(np.log1p(np.exp(-4.0)))  # -log softmax of the right class
     assert "selection" not in SelectionMetrics(None)(SimpleNamespace(predictions=np.zeros((4, 2)), label_ids=labels))
 
 
@@ -283,7 +284,7 @@ def test_classification_picks_its_checkpoint_by_validation_accuracy(tiny_bert_di
     assert [e["step"] for e in evals] == list(range(2, result.global_step + 1, 2))
     top = max(e["accuracy"] for e in evals)
     tied = [e for e in evals if e["accuracy"] == top]
-    best = min(tied, key=lambda e: e["loss"])
+    best = min(tied, key=lambda e: e["record_loss"])  # the per-record mean, not the Trainer's batch mean
     assert result.best_step == best["step"] and result.best_metrics["accuracy"] == top
     # The kept model is that checkpoint: its last evaluation repeats the best one's scores.
     assert result.final_metrics["accuracy"] == top

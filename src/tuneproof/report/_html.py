@@ -170,7 +170,7 @@ def _training(s: dict[str, Any]) -> str:
     stop = "stopped early" if s.get("stopped_early") else "ran to its step budget"
     monitor = str(s.get("monitor") or "val_loss")
     by = "lowest validation loss" if monitor == "val_loss" else \
-        f"highest validation {monitor.removeprefix('val_')}, ties broken by the lower validation loss"
+        f"highest validation {monitor.removeprefix('val_')}, ties broken by the lower cross-entropy per record"
     out.append(f"<p>{num(s.get('global_step'))} steps, {stop}; best step {num(s.get('best_step'))}, chosen by "
                f"{e(by)} (best metrics {e(json.dumps(s.get('best_metrics')))}).</p>")  # fmt: skip
     if s.get("overfitting"):

@@ -41,7 +41,8 @@ class TrainResult:
         mlflow_run_id: the MLflow run that holds params, per-step metrics and the config.
         split_path: ``split.json``: the record ids of each split.
         monitor: what ranked the evaluations: ``val_loss``, or for classification
-            ``val_<metric>`` (ties broken by the lower loss); see ``train.early_stopping.monitor``.
+            ``val_<metric>`` (ties broken by the lower ``record_loss``, the cross-entropy
+            averaged over records); see ``train.early_stopping.monitor``.
         evals: every evaluation during training: its ``step`` and validation metrics.
     """
 

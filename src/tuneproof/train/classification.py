@@ -71,7 +71,7 @@ class ClassificationCollator:
         return pad_batch(examples, self.pad_id)
 
 
-# The selection score is metric - TIE_BREAK * min(loss, LOSS_CAP): at most 1e-5 below the
+# The selection score is metric - TIE_BREAK * min(record_loss, LOSS_CAP): at most 1e-5 below the
 # metric, less than one record's share of the accuracy or macro-F1 of any validation split
 # under 100,000 records, so the loss only orders checkpoints whose metric is equal.
 TIE_BREAK = 1e-6
@@ -81,8 +81,10 @@ LOSS_CAP = 10.0
 class SelectionMetrics:
     """``Trainer(compute_metrics=...)`` for classification: the evaluation's metrics on validation.
 
-    Returns accuracy, macro_f1, auroc (binary tasks) and, when ``metric`` is set,
-    ``selection``: ``metric`` with ties broken by the lower mean cross-entropy (an AUROC that a
+    Returns accuracy, macro_f1, auroc (binary tasks), ``record_loss`` (the cross-entropy
+    averaged over records; the Trainer's ``loss`` averages length-grouped batches, so a record
+    of a small batch weighs more) and, when ``metric`` is set, ``selection``: ``metric`` with
+    ties broken by the lower ``record_loss`` (an AUROC that a
     one-class split leaves undefined counts 0, so the loss alone orders those checkpoints).
     ``metric_for_best_model="eval_selection"`` then keeps the checkpoint the evaluation will
     judge best; early stopping counts its patience on the same score, but only a change larger
@@ -114,6 +116,7 @@ class SelectionMetrics:
         logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
         scores = ClassScores(np.exp(logp))
         out = {k: float(v[0]) for k, v in classification_metrics(labels, scores, logits.shape[-1]).items()}
+        out["record_loss"] = loss = float(-logp[np.arange(len(labels)), labels].mean())
         if self.metric is None:
             return out
         if self.metric not in out:
@@ -122,7 +125,6 @@ class SelectionMetrics:
                 f"(validation gives {sorted(out)}). Fix: set eval.metric to one of them, or "
                 "train.early_stopping.monitor: val_loss."
             )
-        loss = float(-logp[np.arange(len(labels)), labels].mean())
         value = out[self.metric]
         out["selection"] = (value if np.isfinite(value) else 0.0) - TIE_BREAK * min(loss, LOSS_CAP)
         return out

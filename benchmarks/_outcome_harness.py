@@ -481,12 +481,19 @@ def oracle_summary(points: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_suite(scenarios: list[Scenario], seeds: list[int], methods: list[str], results_dir: Path, console: Any,
-              *, suite: str = "custom", deadline: float | None = None) -> list[dict[str, Any]]:  # fmt: skip
+              *, suite: str = "custom", deadline: float | None = None,
+              oracle_lrs: list[float] | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Run every missing cell, appending each to ``results_dir/results.jsonl``; return the rows run now.
 
     ``deadline`` (a ``time.time()`` value): no cell starts after it; the one running finishes. A
     suite of hours (the SFT oracles: one cell per rate) can so be run in pieces that end in time.
+    ``oracle_lrs``: run only these rates of each oracle grid now, in this order (each must be in
+    the scenario's grid). The oracle's row still needs every rate of the grid.
     """
+    for sc in scenarios:
+        extra = [lr for lr in oracle_lrs or [] if lr not in sc.oracle_lrs]
+        if "oracle" in methods and extra:
+            raise ValueError(f"oracle rates {extra} are not in {sc.name}'s grid {sc.oracle_lrs}; pick from that grid")
     results = results_dir / "results.jsonl"
     done = {cell_key(r) for r in read_results(results)}
     ran: list[dict[str, Any]] = []
@@ -496,7 +503,8 @@ def run_suite(scenarios: list[Scenario], seeds: list[int], methods: list[str], r
             data: dict[str, Path] | None = None
             me: float | None = None
             for method in [m for m in METHODS if m in methods]:
-                todo = ([(method, lr) for lr in sc.oracle_lrs] if method == "oracle" else [(method, None)])
+                lrs = oracle_lrs if oracle_lrs is not None else sc.oracle_lrs
+                todo = ([(method, lr) for lr in lrs] if method == "oracle" else [(method, None)])
                 for m, lr in todo:
                     key = (sc.name, seed, "oracle_point" if m == "oracle" else m, lr)
                     if key in done:

@@ -29,6 +29,7 @@ suite (each oracle rate is its own cell) can be run in pieces. Run under the ben
 
     flock /tmp/tuneproof-bench.lock python benchmarks/outcome.py --quick
     flock /tmp/tuneproof-bench.lock python benchmarks/outcome.py --scenarios qa --methods oracle --budget-minutes 90
+    flock /tmp/tuneproof-bench.lock python benchmarks/outcome.py --scenarios qa --seeds 1 --methods oracle --oracle-lrs 1e-3
     python benchmarks/outcome.py --quick --report-only
 """
 
@@ -127,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--report-only", action="store_true", help="print the tables from results.jsonl, run nothing")
     ap.add_argument("--budget-minutes", type=float, default=None,
                     help="start no cell after this many minutes (the running one finishes; rerun to continue)")
+    ap.add_argument("--oracle-lrs", default=None,
+                    help="comma list: run only these rates of the oracle grid now, in this order (the oracle's row "
+                         "appears once every rate of its grid has run)")  # fmt: skip
     ap.add_argument("--deadline", type=float, default=None, help=argparse.SUPPRESS)  # absolute, for the child processes
     ap.add_argument("--in-process", action="store_true",
                     help="run every scenario in this process (default: one child process per scenario, so memory "
@@ -142,6 +146,13 @@ def main(argv: list[str] | None = None) -> None:
     bad = [n for n in names if n not in SCENARIOS] + [m for m in methods if m not in METHODS]
     if bad:
         ap.error(f"unknown scenario/method {bad}; scenarios {SCENARIOS}, methods {METHODS}")
+    try:
+        oracle_lrs = [float(x) for x in args.oracle_lrs.split(",") if x] if args.oracle_lrs else None
+    except ValueError:
+        ap.error(f"--oracle-lrs {args.oracle_lrs!r}: expected a comma list of numbers, e.g. 1e-3,3e-3")
+    for n in names if oracle_lrs and "oracle" in methods else []:
+        if extra := [lr for lr in oracle_lrs if lr not in BUDGETS[suite][n]["oracle_lrs"]]:
+            ap.error(f"--oracle-lrs {extra} not in {n}'s oracle grid {BUDGETS[suite][n]['oracle_lrs']}")
     if not args.report_only and len(names) > 1 and not args.in_process:
         import subprocess
 
@@ -157,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
                 cmd.append("--quick")
             if deadline is not None:
                 cmd += ["--deadline", str(deadline)]
+            if args.oracle_lrs:
+                cmd += ["--oracle-lrs", args.oracle_lrs]
             done = subprocess.run(cmd, stdout=subprocess.DEVNULL)
             if done.returncode != 0:
                 print(f"scenario {n}: the child process exited with {done.returncode}; finished cells are kept, rerun to continue")
@@ -175,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {n} knobs: {BUDGETS[suite][n]}")
         t0 = time.perf_counter()
         ran = run_suite([make_scenario(n, suite) for n in names], seeds, methods, results, console, suite=suite,
-                        deadline=deadline)  # fmt: skip
+                        deadline=deadline, oracle_lrs=oracle_lrs)  # fmt: skip
         print(f"ran {len(ran)} cell(s) in {(time.perf_counter() - t0) / 60:.1f} min; load now {os.getloadavg()}")
     rows = [r for r in read_results(results / "results.jsonl") if r["scenario"] in names and r["seed"] in seeds]
     print(summarize(rows) if rows else f"no results yet in {results / 'results.jsonl'}")

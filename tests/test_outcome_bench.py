@@ -162,6 +162,32 @@ def test_suite_starts_no_cell_after_its_deadline_and_resumes_where_it_stopped(sc
     assert [(r["method"], r.get("points")) for r in ran] == [("oracle_point", None), ("oracle", 2)]
 
 
+def test_suite_runs_the_chosen_oracle_rates_in_order_and_summarizes_only_a_full_grid(scenarios, tmp_path, monkeypatch):
+    import _outcome_harness as h
+    from rich.console import Console
+
+    qa, _ = scenarios
+    started: list[tuple] = []
+
+    def fake_cell(sc, seed, method, lr, data, work, me, results, console):
+        started.append((method, lr))
+        return {"scenario": sc.name, "seed": seed, "method": "oracle_point", "lr": lr}
+
+    monkeypatch.setattr(h, "_run_cell", fake_cell)
+    monkeypatch.setattr(h, "prepare_data", lambda sc, seed, work: {})
+    monkeypatch.setattr(h, "_min_effect", lambda sc, seed, data, runs: 0.01)
+    monkeypatch.setattr(h, "oracle_summary", lambda points: {"points": len(points)})
+    console = Console(stderr=True, quiet=True)
+
+    with pytest.raises(ValueError, match="not in tinyqa's grid"):
+        h.run_suite([qa], [0], ["oracle"], tmp_path, console, oracle_lrs=[3e-4])
+    ran = h.run_suite([qa], [0], ["oracle"], tmp_path, console, oracle_lrs=[1e-2])  # the grid's last rate first
+    assert started == [("oracle", 1e-2)] and [r["method"] for r in ran] == ["oracle_point"]  # no summary of half a grid
+    ran = h.run_suite([qa], [0], ["oracle"], tmp_path, console)
+    assert started[1:] == [("oracle", 1e-3)]
+    assert [(r["method"], r.get("points")) for r in ran] == [("oracle_point", None), ("oracle", 2)]
+
+
 def test_jsonl_readers_split_lines_on_newlines_only(tmp_path):
     # Review text with U+2028 / U+0085 (kept raw by ensure_ascii=False): str.splitlines() would cut
     # the JSON line in two and the scoring of every later candidate failed (full sentiment seed 2).

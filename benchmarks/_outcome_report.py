@@ -20,12 +20,24 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _proven_point(points: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """A stand-in oracle row from a partial grid, only where one of its rates proved an improvement."""
+    return {"proven": True} if points and any(p["proven"] for p in points) else None
+
+
 def summarize(rows: list[dict[str, Any]]) -> str:
     """Markdown tables: success/failure rate, decision accuracy vs the oracle, metrics, compute, tuneproof vs naive."""
     by: dict[tuple, dict[str, Any]] = {}
     for r in rows:
         if r["method"] != "oracle_point" and r.get("status") != "not_needed":
             by[(r["scenario"], r["seed"], r["method"])] = r
+    # An oracle grid still running: a rate that proved already settles "the oracle can prove" (it is
+    # any grid point's proof), so the decision table can count that cell; a grid with no proof yet cannot.
+    partial: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["method"] == "oracle_point":
+            partial[(r["scenario"], r["seed"])].append(r)
+    partial = {k: v for k, v in partial.items() if (*k, "oracle") not in by}
     cells = sorted({(s, seed) for s, seed, _ in by})
     scenarios = sorted({s for s, _ in cells})
     methods = [m for m in SHOWN if any(k[2] == m for k in by)]
@@ -48,7 +60,8 @@ def summarize(rows: list[dict[str, Any]]) -> str:
     # 2. tuneproof's decision against the oracle
     t = []
     for m in ("tuneproof", "tuneproof_nocurate"):
-        pairs = [(by[(s, seed, m)], by.get((s, seed, "oracle"))) for s, seed in cells if (s, seed, m) in by]
+        pairs = [(by[(s, seed, m)], by.get((s, seed, "oracle")) or _proven_point(partial.get((s, seed))))
+                 for s, seed in cells if (s, seed, m) in by]  # fmt: skip
         pairs = [(r, o) for r, o in pairs if o is not None]
         if not pairs:
             continue
@@ -62,7 +75,8 @@ def summarize(rows: list[dict[str, Any]]) -> str:
     if t:
         out.append("Decision vs oracle: correct = shipped where the oracle could prove an improvement, or "
                    "'not proven: do not ship' where it could not (a proven ship the oracle missed counts as correct, "
-                   "listed under 'beyond oracle').")
+                   "listed under 'beyond oracle'). A grid still running counts once one of its rates has proved "
+                   "an improvement (more rates cannot undo that); until then the cell is left out.")
         out.append(_table(["method", "runs", "shipped", "shipped unproven", "oracle can prove",
                            "found where oracle can", "beyond oracle", "decision accuracy"], t))  # fmt: skip
 
@@ -136,6 +150,18 @@ def summarize(rows: list[dict[str, Any]]) -> str:
             t.append([s, seed, m, f"{r['reference_metric']:.4f}", f"{r['test_metric']:.4f}", f"{r['delta']:+.4f}",
                       f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", r["verdict"], f"{r['compute']['tokens']:,.0f}",
                       r.get("seconds", "-"), note])  # fmt: skip
+    if partial:
+        grids = []
+        for (s, seed), pts in sorted(partial.items()):
+            grid = pts[0].get("knobs", {}).get("oracle_lrs") or []
+            sign = 1 if pts[0]["higher_is_better"] else -1
+            best = max(pts, key=lambda p: sign * p["test_metric"])
+            grids.append([s, seed, ", ".join(f"{p['lr']:g}" for p in pts), ", ".join(f"{x:g}" for x in grid if x not in
+                      {p["lr"] for p in pts}) or "-", f"{best['test_metric']:.4f} (lr {best['lr']:g}, {best['candidate']})",
+                      f"[{best['ci_low']:+.4f}, {best['ci_high']:+.4f}]", any(p["proven"] for p in pts)])  # fmt: skip
+        out.append("Oracle grids still running (no oracle row until every rate has run; rerun with --methods oracle):")
+        out.append(_table(["scenario", "seed", "rates run", "rates left", "best on test so far", "its CI",
+                           "a rate proved"], grids))  # fmt: skip
     out.append("Every run:")
     out.append(_table(["scenario", "seed", "method", "reference", "test", "delta", "95% CI", "verdict", "train tokens",
                        "s", "notes"], t))  # fmt: skip

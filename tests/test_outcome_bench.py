@@ -188,6 +188,34 @@ def test_suite_runs_the_chosen_oracle_rates_in_order_and_summarizes_only_a_full_
     assert [(r["method"], r.get("points")) for r in ran] == [("oracle_point", None), ("oracle", 2)]
 
 
+def _row(scenario, seed, method, metric, *, verdict="improved", lr=None, **extra):
+    return {"scenario": scenario, "seed": seed, "method": method, "lr": lr, "metric": "accuracy", "test_metric": metric,
+            "reference": "probe", "reference_metric": 0.5, "delta": metric - 0.5, "ci_low": metric - 0.55,
+            "ci_high": metric - 0.45, "verdict": verdict, "ci_excludes_zero": verdict == "improved",
+            "higher_is_better": True, "compute": {"steps": 10, "tokens": 1000.0}, "details": {}, **extra}  # fmt: skip
+
+
+def test_report_counts_a_running_oracle_grid_only_once_a_rate_has_proved():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from _outcome_report import summarize
+
+    grid = {"knobs": {"oracle_lrs": [1e-4, 1e-3, 3e-3]}}
+    rows = []
+    for seed in (0, 1):
+        rows += [_row("qa", seed, "naive", 0.5, verdict="no_change"), _row("qa", seed, "tuneproof", 0.7, shipped=True)]
+    rows.append(_row("qa", 0, "oracle_point", 0.72, lr=1e-3, proven=True, candidate="epoch 2", **grid))  # settles seed 0
+    rows.append(_row("qa", 1, "oracle_point", 0.52, lr=1e-4, proven=False, verdict="no_change", candidate="epoch 1", **grid))
+    text = summarize(rows)
+    decision = next(line for line in text.split("\n") if line.startswith("| tuneproof |") and "%" in line and "beyond" not in line
+                    and line.count("|") == 9)  # fmt: skip
+    # runs 1 (seed 1 still unknown), shipped 1, unproven 0, oracle can prove 1, found 1/1, beyond 0, accuracy 1/1
+    assert decision.split("|")[2:9] == [" 1 ", " 1 ", " 0 ", " 1 ", " 1/1 (100%) ", " 0 ", " 1/1 (100%) "]
+    running = [line for line in text.split("\n") if line.startswith("| qa |") and "epoch" in line]
+    assert running == ["| qa | 0 | 0.001 | 0.0001, 0.003 | 0.7200 (lr 0.001, epoch 2) | [+0.1700, +0.2700] | True |",
+                       "| qa | 1 | 0.0001 | 0.001, 0.003 | 0.5200 (lr 0.0001, epoch 1) | [-0.0300, +0.0700] | False |"]  # fmt: skip
+    assert "| qa | 1 | tuneproof | 0.5000 | 0.7000 |" in text  # the per-run table follows, whole
+
+
 def test_jsonl_readers_split_lines_on_newlines_only(tmp_path):
     # Review text with U+2028 / U+0085 (kept raw by ensure_ascii=False): str.splitlines() would cut
     # the JSON line in two and the scoring of every later candidate failed (full sentiment seed 2).

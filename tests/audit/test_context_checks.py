@@ -13,7 +13,13 @@ from tuneproof.audit._base import CheckNotRun
 from tuneproof.audit.labels import LabelIssueCheck
 from tuneproof.audit.leakage import LeakageCheck
 from tuneproof.audit.length import TooLongCheck
-from tuneproof.audit.relevance import OffDomainCheck, calibrate_threshold, expected_flag_share, knn_scores
+from tuneproof.audit.relevance import (
+    OffDomainCheck,
+    calibrate_threshold,
+    expected_flag_share,
+    flag_share_range,
+    knn_scores,
+)
 from tuneproof.config import AuditConfig
 from tuneproof.data import Record, Schema
 
@@ -144,6 +150,18 @@ def test_expected_flag_share_bounds_a_simulation_of_the_quantile_threshold(n, dr
     low, high = expected_flag_share(n, 0.02)
     assert low - 0.002 < np.mean(shares) < high + 0.002
     assert high > 0.02 and high - low == pytest.approx(1 / (n + 1))
+
+
+@pytest.mark.parametrize("n", [30, 100, 1000])
+def test_flag_share_range_holds_nine_in_ten_simulated_calibrations(n):
+    # One draw of n references sets the threshold; the share of in-domain text it flags
+    # varies from draw to draw, and 90% of draws land in the stated range.
+    rng = np.random.default_rng(n)
+    shares = np.array([np.mean(rng.normal(size=20_000) < np.quantile(rng.normal(size=n), 0.02)) for _ in range(2000)])
+    low, high = flag_share_range(n, 0.02)
+    inside = np.mean((shares >= low) & (shares <= high))
+    assert 0.87 < inside < 0.93, inside
+    assert low < expected_flag_share(n, 0.02)[0] < expected_flag_share(n, 0.02)[1] < high
 
 
 FINANCE = [q + " " + a for q, a in CLEAN_QA]

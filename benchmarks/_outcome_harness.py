@@ -414,21 +414,30 @@ def _removed_origins(path: Path) -> dict[str, int]:
 
 
 class _EpochSnapshots:
-    """A Trainer callback that saves the model at the end of every epoch (the oracle's epoch axis)."""
+    """A Trainer callback that saves the model at the end of every epoch (the oracle's epoch axis).
+
+    Trainer also calls ``on_epoch_end`` when early stopping ends an epoch part-way; that
+    snapshot is kept under its own label and folder (each folder is named by its step, so
+    no snapshot overwrites another).
+    """
 
     def __init__(self, out: Path):
         from transformers import TrainerCallback
 
         self.out = out
-        self.saved: list[tuple[int, int, Path]] = []
+        self.saved: list[tuple[str, int, Path]] = []
         outer = self
 
         class _Cb(TrainerCallback):
             def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
-                k = int(round(state.epoch or 0))
-                d = outer.out / f"epoch-{k}"
+                if any(step == state.global_step for _, step, _ in outer.saved):
+                    return
+                epoch = float(state.epoch or 0)
+                whole = abs(epoch - round(epoch)) < 1e-6
+                label = f"epoch {round(epoch)}" if whole else f"stopped at epoch {epoch:.2f}"
+                d = outer.out / f"step-{state.global_step}"
                 model.save_pretrained(str(d))
-                outer.saved.append((k, state.global_step, d))
+                outer.saved.append((label, state.global_step, d))
 
         self.callback = _Cb()
 
@@ -444,7 +453,7 @@ def run_oracle_point(sc: Scenario, seed: int, lr: float, data: dict[str, Path], 
                         early_stopping=True, eval_steps=max(1, spe // 2))  # fmt: skip
     snaps = _EpochSnapshots(out / "snapshots")
     res = train(cfg, output_dir=out / "train", callbacks=[snaps.callback], console=console)
-    cands: list[tuple[str, int, Path]] = [(f"epoch {k}", step, d) for k, step, d in snaps.saved]
+    cands: list[tuple[str, int, Path]] = list(snaps.saved)
     cands.append((f"early-stopped best (step {res.best_step})", res.best_step or res.global_step, res.model_dir))
     for _, _, d in cands[:-1]:  # tokenizer (chat template included) and labels, as the engine saves them with the model
         for f in res.model_dir.iterdir():

@@ -112,6 +112,8 @@ def test_suite_writes_every_cell_resumes_and_summarizes(scenarios, tmp_path):
     assert oracle["details"]["best_lr"] in (1e-3, 1e-2) and oracle["compute"]["steps"] > 0
     pts = [r for r in rows if r["method"] == "oracle_point" and r["scenario"] == "tinyqa"]
     assert all(any(c["candidate"].startswith("epoch") for c in p["candidates"]) for p in pts)
+    snapshots = [[c["step"] for c in p["candidates"] if not c["candidate"].startswith("early")] for p in pts]
+    assert all(len(set(steps)) == len(steps) for steps in snapshots)  # each snapshot a different model
 
     # resume: nothing left to run
     assert run_suite([qa], [0], list(METHODS), tmp_path, console) == []
@@ -186,6 +188,29 @@ def test_suite_runs_the_chosen_oracle_rates_in_order_and_summarizes_only_a_full_
     ran = h.run_suite([qa], [0], ["oracle"], tmp_path, console)
     assert started[1:] == [("oracle", 1e-3)]
     assert [(r["method"], r.get("points")) for r in ran] == [("oracle_point", None), ("oracle", 2)]
+
+
+def test_epoch_snapshots_keep_each_epoch_when_early_stopping_ends_one_part_way(tmp_path):
+    # Trainer calls on_epoch_end also when early stopping breaks off an epoch; that snapshot
+    # must not overwrite the last whole epoch's (it once did: both were scored as "epoch 2").
+    from types import SimpleNamespace
+
+    import _outcome_harness as h
+
+    class Model:
+        step = 0
+
+        def save_pretrained(self, d):
+            Path(d).mkdir(parents=True)
+            (Path(d) / "step.txt").write_text(str(self.step))
+
+    snaps, model = h._EpochSnapshots(tmp_path), Model()
+    for epoch, step in ((1.0, 133), (2.0, 266), (2.4812, 330), (2.4812, 330)):
+        model.step = step
+        snaps.callback.on_epoch_end(None, SimpleNamespace(epoch=epoch, global_step=step), None, model=model)
+    assert [(label, step) for label, step, _ in snaps.saved] == [("epoch 1", 133), ("epoch 2", 266),
+                                                                  ("stopped at epoch 2.48", 330)]  # fmt: skip
+    assert [int((d / "step.txt").read_text()) for _, _, d in snaps.saved] == [133, 266, 330]
 
 
 def _row(scenario, seed, method, metric, *, verdict="improved", lr=None, **extra):

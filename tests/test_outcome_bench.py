@@ -221,7 +221,6 @@ def _row(scenario, seed, method, metric, *, verdict="improved", lr=None, **extra
 
 
 def test_report_counts_a_running_oracle_grid_only_once_a_rate_has_proved():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from _outcome_report import summarize
 
     grid = {"knobs": {"oracle_lrs": [1e-4, 1e-3, 3e-3]}}

@@ -216,6 +216,25 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_llama_dir, make_config
         assert grad_norm == pytest.approx(ref[1], rel=1e-4), (key, losses)
 
 
+def test_classification_gradient_accumulation_matches_one_big_batch(tiny_bert_dir, make_config, sentiment_rows, tmp_path):
+    # Three records: split 2 + 1, a mean of micro-batch means would weigh the lone record double.
+    rows = sentiment_rows(3, seed=5)
+    steps = {}
+    for batch_size, accum in ((4, 1), (2, 2)):
+        cfg = make_config(
+            tiny_bert_dir, task="classification", rows=rows, eval_rows=sentiment_rows(2, seed=6),
+            model={"method": "full"},
+            train={"batch_size": batch_size, "grad_accum": accum, "max_steps": 1, "eval_steps": 1, "warmup_ratio": 0,
+                   "dropout": 0.0},  # BERT's dropout masks differ with the batch shapes
+        )  # fmt: skip
+        result = train(cfg, output_dir=tmp_path / f"b{batch_size}-a{accum}")
+        state = json.loads((result.output_dir / "checkpoints" / "checkpoint-1" / "trainer_state.json").read_text())
+        steps[(batch_size, accum)] = next(e for e in state["log_history"] if "loss" in e)
+    one, split = steps[(4, 1)], steps[(2, 2)]
+    assert split["loss"] == pytest.approx(one["loss"], rel=1e-5), steps
+    assert split["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4), steps
+
+
 def test_saved_adapter_reproduces_the_final_val_loss(tiny_llama_dir, make_config, qa_rows):
     """Reload base + saved adapter from disk and score the validation set again."""
     import torch
@@ -296,6 +315,19 @@ def test_classification_picks_its_checkpoint_by_validation_accuracy(tiny_bert_di
     assert by_loss.monitor == "val_loss"
     assert by_loss.best_metrics["loss"] == min(e["loss"] for e in by_loss.evals)
     assert by_loss.best_step != result.best_step  # on this run the two rules keep different checkpoints
+
+
+def test_classification_val_loss_is_the_mean_over_records(tiny_bert_dir, make_config, sentiment_rows):
+    # 11 validation records in batches of at most 4 cannot all be the same size, so a mean
+    # over batches would weigh the records of the smaller batch more.
+    cfg = make_config(tiny_bert_dir, task="classification", rows=sentiment_rows(40), eval_rows=sentiment_rows(11, seed=3),
+                      model={"method": "full"}, train={"lr": 3e-3, "batch_size": 4, "max_steps": 4, "eval_steps": 2})  # fmt: skip
+    result = train(cfg)
+    # record_loss comes from the logits (SelectionMetrics), loss from the training loss function.
+    for e in [*result.evals, result.final_metrics]:
+        assert e["loss"] == pytest.approx(e["record_loss"], rel=1e-5), e
+    # Training moved the loss, so the equality is not of two untouched constants.
+    assert result.evals[0]["loss"] != pytest.approx(result.evals[-1]["loss"], rel=1e-3)
 
 
 def test_auroc_cannot_pick_checkpoints_for_three_classes(tiny_bert_dir, make_config):

@@ -8,10 +8,11 @@ examples of one batch together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BatchedDataset", "length_grouped_batches", "pad_batch", "padding_stats"]
+__all__ = ["BatchedDataset", "UnitWeightedLoss", "length_grouped_batches", "pad_batch", "padding_stats", "per_unit"]
 
 
 def length_grouped_batches(
@@ -60,6 +61,54 @@ class BatchedDataset:
 
     def __getitem__(self, i: int) -> list[dict[str, Any]]:
         return self.batches[i]
+
+
+def per_unit(total: Any, units: int, num_items_in_batch: Any = None) -> Any:
+    """A summed loss divided by its units, or by the whole accumulated batch's when given.
+
+    Trainer passes ``num_items_in_batch`` (the units of every micro-batch of one optimizer
+    step) in training, so that gradient accumulation gives the loss of one big batch.
+    """
+    denom = num_items_in_batch if num_items_in_batch is not None else units
+    if hasattr(denom, "to"):
+        denom = denom.to(total.device)
+    return total / denom
+
+
+@dataclass
+class UnitWeightedLoss:
+    """A ``Trainer(compute_loss_func=...)`` whose evaluation loss is a mean over units, not batches.
+
+    ``loss(outputs, labels, num_items_in_batch=None)`` is the mean over the batch's units
+    (completion tokens for SFT, records for classification) and ``units(labels)`` counts
+    them. Trainer averages evaluation losses over batches, each counting as one since our
+    dataset items are whole length-grouped batches, which would weigh a unit of a small
+    batch more than one of a large batch. In evaluation (``model`` not in training mode),
+    each batch's mean is scaled by ``units / eval_units_per_batch``, so that the mean over
+    batches is the mean over every unit of the validation set. Under torchrun each rank
+    scores its own batches and Trainer averages them all, which keeps that true as long
+    as Trainer does not rescale the loss (``average_tokens_across_devices=False``).
+
+    Example:
+        >>> import torch
+        >>> class Model:
+        ...     training = False
+        >>> mean = lambda outputs, labels, num_items_in_batch=None: labels.float().mean()
+        >>> f = UnitWeightedLoss(mean, lambda labels: labels.numel(), eval_units_per_batch=2.0, model=Model())
+        >>> per_batch = [f(None, torch.tensor([1.0])), f(None, torch.tensor([4.0, 4.0, 4.0]))]
+        >>> float(sum(per_batch) / len(per_batch))  # (1 + 4 + 4 + 4) / 4 records, not (1 + 4) / 2
+        3.25
+    """
+
+    loss: Callable[..., Any]
+    units: Callable[[Any], int]
+    eval_units_per_batch: float
+    model: Any
+
+    def __call__(self, outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        if self.model.training:
+            return self.loss(outputs, labels, num_items_in_batch)
+        return self.loss(outputs, labels) * (self.units(labels) / self.eval_units_per_batch)
 
 
 def pad_batch(examples: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:

@@ -292,9 +292,13 @@ def _prepare(cfg: RunConfig, out: Path, console: Any) -> _Prepared:
         train_set=_batching.BatchedDataset(train_feats, batches),
         val_set=_batching.BatchedDataset(val_feats, val_batches),
         collator=collator,
-        loss_func=sft.CompletionLoss(_eval_tokens_per_batch(val_feats, val_batches), model)
+        loss_func=_batching.UnitWeightedLoss(
+            sft.completion_loss, sft.completion_tokens, _eval_tokens_per_batch(val_feats, val_batches), model
+        )
         if cfg.task == "sft"
-        else None,
+        else _batching.UnitWeightedLoss(
+            classification.record_loss, classification.record_count, len(val_feats) / max(1, len(val_batches)), model
+        ),
         labels=labels,
         split_path=split_path,
         data=data,
@@ -351,6 +355,10 @@ def _training_args(cfg: RunConfig, p: _Prepared, out: Path) -> Any:
         dataloader_pin_memory=False,
         remove_unused_columns=False,
         prediction_loss_only=cfg.task == "sft",
+        # Our loss functions divide by the units they score themselves (UnitWeightedLoss); with
+        # the default True, Trainer would also multiply each evaluation loss by the number of
+        # processes, and torchrun's val_loss came out twice a single process's.
+        average_tokens_across_devices=False,
         log_level="warning",
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 from tuneproof.data import Record, Schema
 from tuneproof.errors import DataError
 
-__all__ = ["ClassificationCollator", "SelectionMetrics", "encode_classification", "label_map"]
+__all__ = ["ClassificationCollator", "SelectionMetrics", "encode_classification", "label_map", "record_count", "record_loss"]
 
 
 def label_map(records: list[Record], labels: list[str] | None) -> list[str]:
@@ -71,6 +71,22 @@ class ClassificationCollator:
         return pad_batch(examples, self.pad_id)
 
 
+def record_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+    """Cross-entropy of each record's class, averaged over the records (:func:`~tuneproof.train._batching.per_unit`)."""
+    import torch.nn.functional as F
+
+    from tuneproof.train._batching import per_unit
+
+    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+    loss = F.cross_entropy(logits.float(), labels.to(logits.device), reduction="sum")
+    return per_unit(loss, labels.numel(), num_items_in_batch)
+
+
+def record_count(labels: Any) -> int:
+    """The records of a batch (one class label each)."""
+    return int(labels.numel())
+
+
 # The selection score is metric - TIE_BREAK * min(record_loss, LOSS_CAP): at most 1e-5 below the
 # metric, less than one record's share of the accuracy or macro-F1 of any validation split
 # under 100,000 records, so the loss only orders checkpoints whose metric is equal.
@@ -82,8 +98,8 @@ class SelectionMetrics:
     """``Trainer(compute_metrics=...)`` for classification: the evaluation's metrics on validation.
 
     Returns accuracy, macro_f1, auroc (binary tasks), ``record_loss`` (the cross-entropy
-    averaged over records; the Trainer's ``loss`` averages length-grouped batches, so a record
-    of a small batch weighs more) and, when ``metric`` is set, ``selection``: ``metric`` with
+    averaged over records, from the logits: the same value as the evaluation's ``loss``, see
+    :class:`~tuneproof.train._batching.UnitWeightedLoss`) and, when ``metric`` is set, ``selection``: ``metric`` with
     ties broken by the lower ``record_loss`` (an AUROC that a
     one-class split leaves undefined counts 0, so the loss alone orders those checkpoints).
     ``metric_for_best_model="eval_selection"`` then keeps the checkpoint the evaluation will

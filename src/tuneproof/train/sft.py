@@ -15,7 +15,7 @@ from typing import Any
 from tuneproof.data import Record, Schema
 from tuneproof.errors import DataError
 
-__all__ = ["CompletionLoss", "SftCollator", "completion_loss", "encode_sft", "fit_prompt", "render_segments"]
+__all__ = ["SftCollator", "completion_loss", "completion_tokens", "encode_sft", "fit_prompt", "render_segments"]
 
 IGNORE = -100
 
@@ -178,29 +178,12 @@ def completion_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -
     if logits.dim() == 3:
         logits = logits[:, :-1][targets_all != IGNORE]
     targets = targets_all[targets_all != IGNORE]
+    from tuneproof.train._batching import per_unit
+
     loss = F.cross_entropy(logits.float(), targets.to(logits.device), reduction="sum")
-    denom = num_items_in_batch if num_items_in_batch is not None else targets.numel()
-    if hasattr(denom, "to"):
-        denom = denom.to(loss.device)
-    return loss / denom
+    return per_unit(loss, targets.numel(), num_items_in_batch)
 
 
-@dataclass
-class CompletionLoss:
-    """:func:`completion_loss` for ``Trainer(compute_loss_func=...)``, with a token-weighted eval loss.
-
-    Trainer averages evaluation losses over batches (each batch counts as one, since our
-    dataset items are whole batches), which would weigh a token of a small batch more than
-    one of a large batch. In evaluation (``model`` not in training mode), each batch's
-    token mean is scaled by ``tokens / eval_tokens_per_batch``, so that the mean over
-    batches is the mean over every completion token of the validation set.
-    """
-
-    eval_tokens_per_batch: float
-    model: Any
-
-    def __call__(self, outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
-        if self.model.training:
-            return completion_loss(outputs, labels, num_items_in_batch)
-        tokens = int((labels[:, 1:] != IGNORE).sum())
-        return completion_loss(outputs, labels) * (tokens / self.eval_tokens_per_batch)
+def completion_tokens(labels: Any) -> int:
+    """The completion tokens the loss scores: labels past position 0 that are not -100."""
+    return int((labels[:, 1:] != IGNORE).sum())

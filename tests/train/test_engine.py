@@ -360,3 +360,29 @@ def test_a_lower_loss_at_equal_accuracy_does_not_buy_patience(make_config, tiny_
     assert early.early_stopping_patience_counter == 0
     sft = load_config(make_config(tiny_bert_dir, train={"early_stopping": {"min_delta": 0.002}}))
     assert patience_threshold(sft) == 0.002
+
+
+def test_one_process_with_several_gpus_trains_on_one_and_says_how_to_use_all():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from tuneproof.train._engine import one_gpu_per_process
+
+    console = Console(record=True, width=300)
+    args = SimpleNamespace(n_gpu=4, _n_gpu=4)  # TrainingArguments.n_gpu reads _n_gpu
+    one_gpu_per_process(args, console)
+    assert args._n_gpu == 1  # no DataParallel: it would hand each step 4 of our whole batches
+    assert "torchrun --nproc_per_node 4" in console.export_text()
+    # On the real class: n_gpu and the per-step batch follow _n_gpu (set by hand here, on a CPU).
+    from transformers import TrainingArguments
+
+    real = TrainingArguments(output_dir="unused", use_cpu=True, per_device_train_batch_size=1, report_to=[])
+    real._n_gpu = 3
+    assert real.n_gpu == 3 and real.train_batch_size == 3
+    one_gpu_per_process(real, Console(record=True))
+    assert real.n_gpu == 1 and real.train_batch_size == 1
+    for seen in (0, 1):  # CPU, one GPU, or one rank of torchrun: untouched and silent
+        args, console = SimpleNamespace(n_gpu=seen, _n_gpu=seen), Console(record=True)
+        one_gpu_per_process(args, console)
+        assert args._n_gpu == seen and console.export_text() == ""

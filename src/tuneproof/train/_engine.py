@@ -363,6 +363,33 @@ def _training_args(cfg: RunConfig, p: _Prepared, out: Path) -> Any:
     )
 
 
+def one_gpu_per_process(args: Any, console: Any) -> None:
+    """Train on one GPU when one process sees several, and say how to use them all.
+
+    Outside torchrun/accelerate, Trainer wraps a model in ``DataParallel`` when it sees
+    several GPUs and gives each step one dataset item per GPU. Our items are whole
+    length-grouped batches, which ``DataParallel`` cannot split, so the run keeps to
+    ``cuda:0`` (as Trainer itself does for a model-parallel model).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> from rich.console import Console
+        >>> args = SimpleNamespace(n_gpu=4, _n_gpu=4)
+        >>> one_gpu_per_process(args, Console(width=200))
+        4 GPUs visible to one process: training uses cuda:0 only. To train on all 4, launch with torchrun --nproc_per_node 4 -m tuneproof.cli ... (or accelerate launch).
+        >>> args._n_gpu
+        1
+    """
+    if args.n_gpu > 1:
+        console.print(
+            f"[yellow]{args.n_gpu} GPUs visible to one process: training uses cuda:0 only. To train on all "
+            f"{args.n_gpu}, launch with torchrun --nproc_per_node {args.n_gpu} -m tuneproof.cli ... "
+            "(or accelerate launch).[/yellow]",
+            highlight=False,
+        )
+        args._n_gpu = 1
+
+
 def _fit(
     cfg: RunConfig,
     p: _Prepared,
@@ -382,6 +409,7 @@ def _fit(
     from tuneproof.train._guard import OverfitGuard
 
     args = _training_args(cfg, p, out)
+    one_gpu_per_process(args, console)
     checkpoint = None
     if resume:
         ckpt_dir = out / "checkpoints"

@@ -173,13 +173,13 @@ def completion_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -
     """
     import torch.nn.functional as F
 
+    from tuneproof.train._batching import per_unit
+
     logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
     targets_all = labels[:, 1:]
     if logits.dim() == 3:
         logits = logits[:, :-1][targets_all != IGNORE]
     targets = targets_all[targets_all != IGNORE]
-    from tuneproof.train._batching import per_unit
-
     loss = F.cross_entropy(logits.float(), targets.to(logits.device), reduction="sum")
     return per_unit(loss, targets.numel(), num_items_in_batch)
 

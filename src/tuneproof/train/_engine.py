@@ -310,10 +310,12 @@ def _prepare(cfg: RunConfig, out: Path, console: Any) -> _Prepared:
 
 
 def _eval_tokens_per_batch(feats: list[dict[str, Any]], batches: list[list[int]]) -> float:
-    """Mean completion tokens per validation batch (labels past position 0 that are not -100)."""
-    from tuneproof.train.sft import IGNORE
+    """Mean completion tokens per validation batch, counted by the rule the loss uses."""
+    import torch
 
-    tokens = sum(sum(1 for x in f["labels"][1:] if x != IGNORE) for f in feats)
+    from tuneproof.train.sft import completion_tokens
+
+    tokens = sum(completion_tokens(torch.tensor([f["labels"]])) for f in feats)
     return tokens / max(1, len(batches))
 
 

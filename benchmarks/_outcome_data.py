@@ -427,7 +427,8 @@ def _finance_qa(rng: random.Random, size: dict[str, Any]) -> tuple[list, list, l
     clean = [r for r in pool if r["origin"] == "fiqa"]
     chat = chatterbot_pairs()
     for p in rng.sample(chat, min(size["chatterbot"], len(chat))):
-        pool.append({"prompt": f"{FINANCE_INSTRUCTION}\n{p['prompt']}", "completion": p["reply"], "origin": f"chatterbot/{p['category']}"})
+        pool.append({"prompt": f"{FINANCE_INSTRUCTION}\n{p['prompt']}", "completion": p["reply"],
+                     "origin": f"chatterbot/{p['category']}"})  # fmt: skip
     vocab = [w for r in clean for w in r["completion"].split()]
     pool += _copies(rng, clean, size["exact_copies"], "exact_copy")
     pool += _copies(rng, clean, size["near_copies"], "near_copy", _word_edit(rng, vocab, "completion"))
@@ -455,6 +456,7 @@ def _health_triage(rng: random.Random, size: dict[str, Any]) -> tuple[list, list
     rows = health_questions()
     rng.shuffle(rows)
     n_test, n_train = size["test"], size["train"]
+    labels = ["condition", "medication"]
     test = [{"text": r["text"], "label": r["label"]} for r in rows[:n_test]]
     pool = []
     for r in rows[n_test:n_test + n_train]:
@@ -463,10 +465,10 @@ def _health_triage(rng: random.Random, size: dict[str, Any]) -> tuple[list, list
             label, origin = ("condition" if label == "medication" else "medication"), f"{r['source']}/flipped"
         pool.append({"text": r["text"], "label": label, "origin": origin})
     for q in rng.sample(nq_open(), size["nq_open"]):
-        pool.append({"text": q["question"].rstrip("?") + "?", "label": rng.choice(["condition", "medication"]), "origin": "nq_open"})
+        pool.append({"text": q["question"].rstrip("?") + "?", "label": rng.choice(labels), "origin": "nq_open"})
     chat = [p for p in chatterbot_pairs() if p["category"] != "health"]
     for p in rng.sample(chat, size["chatterbot"]):
-        pool.append({"text": p["prompt"], "label": rng.choice(["condition", "medication"]), "origin": f"chatterbot/{p['category']}"})
+        pool.append({"text": p["prompt"], "label": rng.choice(labels), "origin": f"chatterbot/{p['category']}"})
     clean = [r for r in pool if r["origin"] in ("healthsearchqa", "medicationqa")]
     pool += _copies(rng, clean, size["exact_copies"], "exact_copy")
     return pool, test, []

@@ -1,6 +1,6 @@
 """Outcome benchmark: does tuneproof beat naive fine-tuning on real data, and how often does each fail?
 
-Four scenarios from real data, each with the failure real projects meet (data in
+Scenarios from real data, each with the failure real projects meet (data in
 ``_outcome_data.py``; nothing is committed):
 
 1. ``qa``: closed-book QA, SmolLM2-135M LoRA on NQ-open mixed with chatterbot-corpus

@@ -206,8 +206,8 @@ def score(kind: str, res: Any, man: dict[str, Any], pool_path: Path) -> dict[str
 # ---- table -----------------------------------------------------------------------------------
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.0f}%"
+def _pct(x: float | None, digits: int = 0) -> str:
+    return "-" if x is None else f"{100 * x:.{digits}f}%"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -217,7 +217,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         noise = ", ".join(f"{t} {_pct(v['removed_share'])} ({v['n']})" for t, v in r["noise"].items()) or "none injected"
         lost = ", ".join(f"{c} {n}" for c, n in r["clean_lost_by_check"].items()) or "none"
         mark = "" if r["targets_met"]["clean_kept"] else " <95%"
-        out.append(f"{r['scenario']:<14} {r['hint']:<11} {r['pool']:>5} {r['clean']:>5} {_pct(r['clean_kept_share']):>6}{mark}"
+        out.append(f"{r['scenario']:<14} {r['hint']:<11} {r['pool']:>5} {r['clean']:>5} {_pct(r['clean_kept_share'], 1):>6}{mark}"
                    f"  {noise}   lost: {lost}")  # fmt: skip
     out.append("")
     out.append(f"{'scenario':<14} {'check':<16} {'status':<8} {'removed':>7} {'prec':>5} {'recall':>6} {'flagged':>7} "
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
                **score(name, res, man, work / "data" / "pool.jsonl"),
                "seconds": round(time.perf_counter() - t0, 1), "threads": torch.get_num_threads()}  # fmt: skip
         rows.append(row)
-        print(f"  {name}: {row['seconds']:.0f} s, kept {_pct(row['clean_kept_share'])} of clean", flush=True)
+        print(f"  {name}: {row['seconds']:.0f} s, kept {_pct(row['clean_kept_share'], 1)} of clean", flush=True)
         args.results.parent.mkdir(parents=True, exist_ok=True)
         with args.results.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row, default=str) + "\n")

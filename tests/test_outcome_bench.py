@@ -286,3 +286,19 @@ def test_curation_truth_credits_either_copy_of_a_duplicate_pair():
     # redundant label, so the other is a clean row lost.
     both = truth_types("finance_qa", origins, keys, copies, {0: {"off_domain"}, 2: {"exact_duplicate"}})
     assert both[0] == "clean" and both[2] == "exact_duplicate"
+
+
+@pytest.mark.parametrize("suite", ["quick", "full"])
+def test_every_scenario_makes_a_valid_run_config_with_its_domain_hint(tmp_path, suite):
+    # No data is built: the config is what `tuneproof run` would get for each scenario.
+    from _outcome_harness import tuneproof_config
+    from outcome import HINT, SCENARIOS, make_scenario
+
+    from tuneproof.config import load_config
+
+    files = {"pool": tmp_path / "pool.jsonl", "test": tmp_path / "test.jsonl", "refs": tmp_path / "refs.jsonl"}
+    for name in SCENARIOS:
+        cfg = load_config(tuneproof_config(make_scenario(name, suite), 0, files, tmp_path / "runs", curate=True))
+        hint = "refs" if cfg.data.domain else "domain_text" if cfg.data.domain_text else "none"
+        assert hint == HINT[name], (name, hint)  # every file is offered: only the scenario's hint is used
+        assert cfg.primary_metric == make_scenario(name, suite).metric

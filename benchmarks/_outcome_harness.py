@@ -63,6 +63,7 @@ class Scenario:
     lora_r: int = 16
     audit: dict[str, Any] = field(default_factory=dict)
     use_refs: bool = True
+    domain_text: str | None = None  # a one-sentence domain description (data.domain_text) instead of references
     bf16: Any = "auto"
 
     def knobs(self) -> dict[str, Any]:
@@ -132,6 +133,8 @@ def tuneproof_config(sc: Scenario, seed: int, data: dict[str, Path], runs: Path,
     }  # fmt: skip
     if data.get("refs") and sc.use_refs:
         cfg["data"]["domain"] = str(data["refs"])
+    elif sc.domain_text:
+        cfg["data"]["domain_text"] = sc.domain_text
     if sc.audit:
         cfg["audit"] = copy.deepcopy(sc.audit)
     if not curate:

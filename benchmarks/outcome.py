@@ -1,6 +1,6 @@
 """Outcome benchmark: does tuneproof beat naive fine-tuning on real data, and how often does each fail?
 
-Four scenarios from real data, each with the failure real projects meet (data in
+Scenarios from real data, each with the failure real projects meet (data in
 ``_outcome_data.py``; nothing is committed):
 
 1. ``qa``: closed-book QA, SmolLM2-135M LoRA on NQ-open mixed with chatterbot-corpus
@@ -9,6 +9,20 @@ Four scenarios from real data, each with the failure real projects meet (data in
    (coin-flip labels) and 10% of labels flipped; accuracy.
 3. ``spam``: MiniLM on SpamAssassin (subject + body), a small training set; accuracy.
 4. ``summarization``: SmolLM2 LoRA on XSum with fortunes injected; ROUGE-L.
+
+Four more from other domains and text styles, each with the domain hint a user may give:
+
+5. ``policy_qa``: legal/regulatory; SmolLM2 LoRA answers yes/no (25% yes) whether a
+   privacy-policy excerpt answers a user's question; BoolQ rows, copies and flipped answers
+   injected; only a ``domain_text``; label accuracy.
+6. ``med_subject``: medical; MiniLM names the subject of a MedMCQA exam question (five,
+   imbalanced); trivia questions, copies, near copies and flipped subjects injected; domain
+   references; accuracy.
+7. ``finance_qa``: finance; SmolLM2 LoRA on FiQA questions and short answers; chit-chat,
+   garbled answers, copies and near copies injected; no domain hint; ROUGE-L.
+8. ``health_triage``: consumer health; MiniLM routes a question to ``medication`` or
+   ``condition`` (about 1:4); trivia and chit-chat, copies and flipped labels injected; only
+   a ``domain_text``; accuracy.
 
 Per scenario and seed, every method is scored on the same clean test split that no
 method trains or tunes on, by the same code (``tuneproof.evaluate``: reference vs tuned,
@@ -47,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _outcome_harness import METHODS, Scenario, read_results, run_suite  # noqa: E402
 from _outcome_report import summarize  # noqa: E402
 
-SCENARIOS = ("qa", "sentiment", "spam", "summarization")
+SCENARIOS = ("qa", "sentiment", "spam", "summarization", "policy_qa", "med_subject", "finance_qa", "health_triage")
 
 # Per scenario: data sizes and the budget knobs every method shares, quick and full.
 # epochs: naive's fixed epochs and tuneproof's final training budget (it stops early when
@@ -79,6 +93,25 @@ BUDGETS = {
                               max_length=160, batch_size=8, epochs=1, max_new_tokens=24,
                               sweep_lrs=[1e-4, 3e-4, 1e-3], tune_trials=2,
                               oracle_lrs=[3e-4, 1e-3], oracle_epochs=2),
+        "policy_qa": dict(size={"train": 200, "boolq": 20, "exact_copies": 10, "test": 150, "flip": 0.1},
+                          max_length=128, batch_size=16, epochs=2, max_new_tokens=3,
+                          sweep_lrs=[1e-4, 3e-4, 1e-3], tune_trials=2,
+                          oracle_lrs=[3e-4, 1e-3], oracle_epochs=2),
+        "med_subject": dict(size={"train": 600, "nq_open": 30, "exact_copies": 15, "near_copies": 15, "test": 300,
+                                  "refs": 100, "flip": 0.1},
+                            max_length=96, batch_size=32, epochs=2,
+                            sweep_lrs=[1e-5, 3e-5, 1e-4], tune_trials=2,
+                            oracle_lrs=[3e-5, 1e-4], oracle_epochs=3),
+        "finance_qa": dict(size={"train": 150, "chatterbot": 20, "garbled": 8, "exact_copies": 8, "near_copies": 8,
+                                 "test": 60, "answer_words": 40},
+                           max_length=128, batch_size=8, epochs=1, max_new_tokens=48,
+                           sweep_lrs=[1e-4, 3e-4, 1e-3], tune_trials=2,
+                           oracle_lrs=[3e-4, 1e-3], oracle_epochs=2),
+        "health_triage": dict(size={"train": 600, "nq_open": 20, "chatterbot": 15, "exact_copies": 15, "test": 300,
+                                    "flip": 0.08},
+                              max_length=32, batch_size=32, epochs=2,
+                              sweep_lrs=[1e-5, 3e-5, 1e-4], tune_trials=2,
+                              oracle_lrs=[3e-5, 1e-4], oracle_epochs=3),
     },
     "full": {
         "qa": dict(size={"train": 1500, "chatterbot": 600, "fortunes": 250, "test": 150, "refs": 100},
@@ -96,20 +129,53 @@ BUDGETS = {
                               max_length=384, batch_size=8, epochs=2, max_new_tokens=40,
                               sweep_lrs=None, tune_trials=4,
                               oracle_lrs=LORA_ORACLE_LRS, oracle_epochs=3),
+        # The new scenarios' sizes aim at cells of at most about 15 minutes on 2 cores. The
+        # full summarization tuneproof cell trained 505k tokens in 34 min (about 250 tokens/s
+        # with its scoring); policy_qa (~120 tokens a record) and finance_qa (~110) train
+        # about 160k tokens in tuneproof's sweep + final training at these sizes.
+        "policy_qa": dict(size={"train": 450, "boolq": 45, "exact_copies": 22, "test": 300, "flip": 0.1},
+                          max_length=128, batch_size=16, epochs=2, max_new_tokens=3,
+                          sweep_lrs=None, tune_trials=4,
+                          oracle_lrs=[1e-4, 3e-4, 1e-3], oracle_epochs=3),
+        "med_subject": dict(size={"train": 1500, "nq_open": 75, "exact_copies": 40, "near_copies": 40, "test": 400,
+                                  "refs": 100, "flip": 0.1},
+                            max_length=96, batch_size=32, epochs=3,
+                            sweep_lrs=None, tune_trials=6,
+                            oracle_lrs=[3e-5, 1e-4, 3e-4], oracle_epochs=4),
+        "finance_qa": dict(size={"train": 380, "chatterbot": 50, "garbled": 20, "exact_copies": 20, "near_copies": 20,
+                                 "test": 120, "answer_words": 60},
+                           max_length=160, batch_size=8, epochs=2, max_new_tokens=80,
+                           sweep_lrs=None, tune_trials=4,
+                           oracle_lrs=[1e-4, 3e-4, 1e-3], oracle_epochs=3),
+        "health_triage": dict(size={"train": 2000, "nq_open": 60, "chatterbot": 40, "exact_copies": 40, "test": 600,
+                                    "flip": 0.08},
+                              max_length=32, batch_size=32, epochs=3,
+                              sweep_lrs=None, tune_trials=6,
+                              oracle_lrs=[3e-5, 1e-4, 3e-4], oracle_epochs=4),
     },
 }
 _TASK = {"qa": ("sft", "exact_match", "smollm2-135m", "lora"), "sentiment": ("classification", "accuracy", "minilm", "full"),
-         "spam": ("classification", "accuracy", "minilm", "full"), "summarization": ("sft", "rouge_l", "smollm2-135m", "lora")}  # fmt: skip
+         "spam": ("classification", "accuracy", "minilm", "full"), "summarization": ("sft", "rouge_l", "smollm2-135m", "lora"),
+         "policy_qa": ("sft", "label_accuracy", "smollm2-135m", "lora"),
+         "med_subject": ("classification", "accuracy", "minilm", "full"),
+         "finance_qa": ("sft", "rouge_l", "smollm2-135m", "lora"),
+         "health_triage": ("classification", "accuracy", "minilm", "full")}  # fmt: skip
+# The domain hint each scenario gives the pipeline: its refs.jsonl (when the scenario writes
+# one), a one-sentence description, or nothing.
+HINT = {"qa": "refs", "sentiment": "refs", "spam": "none", "summarization": "refs", "policy_qa": "domain_text",
+        "med_subject": "refs", "finance_qa": "none", "health_triage": "domain_text"}  # fmt: skip
 
 
 def make_scenario(name: str, suite: str) -> Scenario:
-    from _outcome_data import build_scenario
+    from _outcome_data import DOMAIN_TEXT, build_scenario
 
     b = dict(BUDGETS[suite][name])
     size = b.pop("size")
     task, metric, model, method = _TASK[name]
     return Scenario(name=name, task=task, metric=metric, model=model, method=method,
-                    build=lambda out, seed: build_scenario(name, out, seed=seed, size=size), **b)  # fmt: skip
+                    build=lambda out, seed: build_scenario(name, out, seed=seed, size=size),
+                    use_refs=HINT[name] == "refs", domain_text=DOMAIN_TEXT[name] if HINT[name] == "domain_text" else None,
+                    **b)  # fmt: skip
 
 
 def _default_results(suite: str) -> Path:

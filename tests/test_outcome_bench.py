@@ -251,3 +251,54 @@ def test_jsonl_readers_split_lines_on_newlines_only(tmp_path):
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     assert _reference_scores(path, "accuracy") == ("probe", [1.0, 0.0])
     assert [r["text"] for r in read_results(path)] == [rows[0]["text"], "plain"]
+
+
+def test_origin_types_map_every_scenario_origin():
+    from _outcome_data import origin_type
+
+    assert origin_type("sentiment", "review") == "clean"
+    assert origin_type("sentiment", "review/flipped") == "flipped_label"
+    assert origin_type("sentiment", "plot") == "off_task"
+    assert origin_type("qa", "chatterbot/tech_support") == "off_domain"
+    assert origin_type("spam", "easy-ham-2") == "clean"
+    assert origin_type("finance_qa", "fiqa/garbled") == "garbled"
+    assert origin_type("med_subject", "medmcqa/near_copy") == "near_duplicate"
+    assert origin_type("health_triage", "medicationqa") == "clean"
+    assert origin_type("health_triage", "nq_open") == "off_domain"
+
+
+def test_curation_truth_credits_either_copy_of_a_duplicate_pair():
+    # Rows 0 and 2 are the same record (row 2 the injected copy); rows 1 and 3 are the corpus's
+    # own identical pair; row 4 is off-domain. Removing the original instead of the copy is right;
+    # removing both copies of a pair loses a clean row.
+    from curation_quality import truth_types
+
+    origins = ["fiqa", "fiqa", "fiqa/exact_copy", "fiqa", "chatterbot/food"]
+    keys = ["a", "b", "a", "b", "c"]
+    copies = [[0, 2]]
+    removed_original = truth_types("finance_qa", origins, keys, copies, {0: {"exact_duplicate"}, 3: {"exact_duplicate"}})
+    assert removed_original == ["exact_duplicate", "clean", "clean", "natural_duplicate", "off_domain"]
+    # Nothing removed: one member of each pair is a missed duplicate, the other is clean.
+    kept_all = truth_types("finance_qa", origins, keys, copies, {})
+    assert sorted(kept_all[i] for i in (0, 2)) == ["clean", "exact_duplicate"]
+    assert sorted(kept_all[i] for i in (1, 3)) == ["clean", "natural_duplicate"]
+    # Both copies removed (one by another check): the one removed as a duplicate takes the
+    # redundant label, so the other is a clean row lost.
+    both = truth_types("finance_qa", origins, keys, copies, {0: {"off_domain"}, 2: {"exact_duplicate"}})
+    assert both[0] == "clean" and both[2] == "exact_duplicate"
+
+
+@pytest.mark.parametrize("suite", ["quick", "full"])
+def test_every_scenario_makes_a_valid_run_config_with_its_domain_hint(tmp_path, suite):
+    # No data is built: the config is what `tuneproof run` would get for each scenario.
+    from _outcome_harness import tuneproof_config
+    from outcome import HINT, SCENARIOS, make_scenario
+
+    from tuneproof.config import load_config
+
+    files = {"pool": tmp_path / "pool.jsonl", "test": tmp_path / "test.jsonl", "refs": tmp_path / "refs.jsonl"}
+    for name in SCENARIOS:
+        cfg = load_config(tuneproof_config(make_scenario(name, suite), 0, files, tmp_path / "runs", curate=True))
+        hint = "refs" if cfg.data.domain else "domain_text" if cfg.data.domain_text else "none"
+        assert hint == HINT[name], (name, hint)  # every file is offered: only the scenario's hint is used
+        assert cfg.primary_metric == make_scenario(name, suite).metric

@@ -100,3 +100,22 @@ def test_a_shared_instruction_does_not_make_different_questions_near_copies():
     # Without the stripping, the instruction's shingles alone make every pair a near copy.
     unstripped = [dedup.MinHasher().shingles(t) for t in texts]
     assert dedup._jaccard(unstripped[0], unstripped[1]) >= 0.5
+
+
+def test_short_templated_questions_are_not_near_copies_but_short_edits_are():
+    # One word in six differs: a third of the single-word shingles, far more than the ~11% of
+    # edited words that Jaccard 0.5 allows on long texts with 3-word shingles.
+    texts = ["What are the symptoms of flu", "What are the symptoms of gout", "How is a broken wrist usually treated"]
+    assert near_duplicate_pairs(texts, AuditConfig()) == []
+    # A 14-word question with one word edited (7%) is still a near copy.
+    q = "which river flows through the capital city of the country that hosted the first olympics"
+    edited = q.replace("hosted", "held")
+    assert [(i, j) for i, j, _ in near_duplicate_pairs([q, edited], AuditConfig())] == [(0, 1)]
+
+
+def test_pair_threshold_keeps_the_configured_value_for_long_texts_and_rises_for_short_ones():
+    from tuneproof.audit.dedup import pair_threshold
+
+    cfg = AuditConfig()
+    assert pair_threshold(500, cfg) == cfg.jaccard_threshold
+    assert pair_threshold(6, cfg) > pair_threshold(8, cfg) > cfg.jaccard_threshold

@@ -8,7 +8,11 @@ Jaccard before it is reported. The first record is kept; a later one is a
 duplicate when it is verified similar to an earlier kept record (``duplicate_of``).
 
 Short texts use shorter shingles (at most one shingle per ~4 words): one edited word in
-a ten-word question would otherwise change every 5-word shingle. A word prefix or suffix
+a ten-word question would otherwise change every 5-word shingle. The Jaccard threshold is
+set for long texts and the configured shingle size, where it allows a certain share of
+edited words; a pair of short texts must meet the threshold that allows the same share at
+its own shingle size (:func:`pair_threshold`), so that "What are the symptoms of flu" and
+"What are the symptoms of gout" (one word in six differs) are not near copies. A word prefix or suffix
 shared by at least half of the texts (an instruction in every prompt) is removed before
 shingling: it is template, and it would make different questions look like near copies.
 """
@@ -32,6 +36,7 @@ __all__ = [
     "MinHasher",
     "NearDuplicateCheck",
     "near_duplicate_pairs",
+    "pair_threshold",
     "shared_affix",
     "strip_shared_affixes",
 ]
@@ -217,13 +222,37 @@ def strip_shared_affixes(token_lists: Sequence[list[str]]) -> list[list[str]]:
     return out
 
 
+def pair_threshold(n_words: int, config: AuditConfig, hasher: MinHasher | None = None) -> float:
+    """The Jaccard a pair whose shorter text has ``n_words`` words must reach.
+
+    ``config.jaccard_threshold`` is meant for long texts shingled with ``config.shingle_size``
+    words. There, ``e`` substituted words among ``n`` change about ``s * e`` of the ``n``
+    shingles on each side, so ``J = (n - s*e) / (n + s*e)``, and the threshold allows an edited
+    share ``q = (1 - J) / (s * (1 + J))`` (11% at 0.5 with 3-word shingles). A short text uses
+    shorter shingles (:meth:`MinHasher.shingle_n`), where the same ``J`` would allow far more
+    edits (a third of the words at 0.5 with single words); it gets the Jaccard that allows the
+    same share ``q`` at its own shingle size, and never less than the configured threshold.
+
+    Example:
+        >>> round(pair_threshold(6, AuditConfig()), 2), pair_threshold(200, AuditConfig())
+        (0.8, 0.5)
+    """
+    j0, s0 = config.jaccard_threshold, config.shingle_size
+    share = (1 - j0) / (s0 * (1 + j0))
+    s = (hasher or MinHasher(16, s0)).shingle_n(n_words)
+    shingles = max(1, n_words - s + 1)
+    changed = s * share * n_words
+    return max(j0, (shingles - changed) / (shingles + changed))
+
+
 def near_duplicate_pairs(
     texts: Sequence[str], config: AuditConfig, *, progress: bool = False
 ) -> list[tuple[int, int, float]]:
     """Verified near-duplicate pairs ``(i, j, jaccard)`` with ``i < j`` among ``texts``.
 
     Candidates come from MinHash LSH (``config.num_perm``, ``config.bands``); a pair is
-    kept when its real shingle Jaccard is at least ``config.jaccard_threshold``.
+    kept when its real shingle Jaccard is at least ``config.jaccard_threshold``, or for short
+    texts the stricter :func:`pair_threshold` that allows the same share of edited words.
     """
     hasher = MinHasher(config.num_perm, config.shingle_size)
     toks = strip_shared_affixes([words(t) for t in texts])
@@ -238,7 +267,7 @@ def near_duplicate_pairs(
     for a, b in cand:
         i, j = int(nonempty[a]), int(nonempty[b])
         jac = _jaccard(sets[i], sets[j])
-        if jac >= config.jaccard_threshold:
+        if jac >= pair_threshold(min(len(toks[i]), len(toks[j])), config, hasher):
             out.append((i, j, jac))
     return out
 
@@ -278,7 +307,8 @@ class NearDuplicateCheck:
             found.add(i)
             yield Finding(
                 records[i].id, self.name, SEVERE,
-                f"Near copy of {records[r].id} (word-shingle Jaccard {jac:.2f}, threshold {cfg.jaccard_threshold:g}).",
+                f"Near copy of {records[r].id} (word-shingle Jaccard {jac:.2f}; threshold {cfg.jaccard_threshold:g}, "
+                "higher for short texts so that they allow the same share of edited words).",
                 "near copy", {"duplicate_of": records[r].id, "jaccard": round(jac, 3)}, i,
             )  # fmt: skip
         context.extras["near_duplicates"] = found

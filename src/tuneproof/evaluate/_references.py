@@ -46,6 +46,7 @@ __all__ = [
     "combine_verdict",
     "compare",
     "lead_text",
+    "not_beaten",
     "preflight_references",
     "sft_references",
     "sft_references_from",
@@ -163,7 +164,7 @@ def _label_references(answers: AnswerSet, test_refs: list[list[str]], score: Cal
                        f"{answers.n} training records)", True, by_answer[answers.majority],
                        detail={"answer": const, "train_share": share}),
         CheapReference("prior", f"a random {kind} drawn from the training distribution ({len(answers.counts)} "
-                       "answers), scored by its expectation", True, np.asarray(prior, dtype=float),
+                       "answers; its expected score)", True, np.asarray(prior, dtype=float),
                        detail={"train_counts": answers.counts}),
     ]  # fmt: skip
 
@@ -245,11 +246,11 @@ def classification_references(y_train: np.ndarray, y_test: np.ndarray, labels: l
     const = np.full(len(y_test), maj)
     if primary == "accuracy":
         return [CheapReference("majority", desc, True, (y_test == maj).astype(float), detail=detail),
-                CheapReference("prior", f"a random label drawn from the training distribution ({k} labels), scored by "
-                               "its expectation", True, p[y_test].astype(float), detail=detail)]  # fmt: skip
+                CheapReference("prior", f"a random label drawn from the training distribution ({k} labels; its "
+                               "expected score)", True, p[y_test].astype(float), detail=detail)]  # fmt: skip
     return [CheapReference("majority", desc, True, statistic=lambda w: macro_f1(y_test, const, k, w), detail=detail),
-            CheapReference("prior", "a random label drawn from the training distribution, macro-F1 from its expected "
-                           "confusion counts", True, statistic=_prior_macro_f1(y_test, p), detail=detail)]  # fmt: skip
+            CheapReference("prior", "a random label drawn from the training distribution (macro-F1 from its expected "
+                           "confusion counts)", True, statistic=_prior_macro_f1(y_test, p), detail=detail)]  # fmt: skip
 
 
 def _prior_macro_f1(y: np.ndarray, p: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -297,6 +298,15 @@ def entry(description: str, d: Delta, word: str, reason: str, gating: bool, deta
             "verdict": word, "verdict_reason": reason, "gating": gating, **({"detail": detail} if detail else {})}  # fmt: skip
 
 
+def not_beaten(d: dict[str, Any]) -> str:
+    """How a reference that the tuned model did not prove better than stands: below or level, or not proven."""
+    value = d.get("value")
+    if not isinstance(value, (int, float)):
+        return "does not beat it"
+    gain = value if d.get("higher_is_better", True) else -value
+    return "is not proven better (the interval reaches 0 or the gain is below min_effect)" if gain > 0 else "does not beat it"
+
+
 def combine_verdict(word: str, reason: str, refs: dict[str, dict[str, Any]], primary_ref: str) -> tuple[str, str, list[str]]:
     """The overall verdict: ``improved`` only when every gating reference is improved upon.
 
@@ -315,8 +325,8 @@ def combine_verdict(word: str, reason: str, refs: dict[str, dict[str, Any]], pri
     r = refs[failed[0]]
     d = r["delta"]
     ci = f"{d['confidence']:.0%} CI [{d['ci_low']:+.3g}, {d['ci_high']:+.3g}]"
-    why = (f"{r['description']} scores {d['metric']} {r['score']:.3f}; the tuned model's {r['tuned']:.3f} does not "
-           f"beat it (delta {d['value']:+.3g}, {ci})")  # fmt: skip
+    why = (f"{r['description']} scores {d['metric']} {r['score']:.3f}; the tuned model's {r['tuned']:.3f} "
+           f"{not_beaten(d)} (delta {d['value']:+.3g}, {ci})")  # fmt: skip
     if len(failed) > 1:
         why += f"; also not beaten: {', '.join(failed[1:])}"
     if word == "improved":

@@ -9,6 +9,7 @@ from statistics import NormalDist
 from typing import Any
 
 from tuneproof.config import RunConfig
+from tuneproof.evaluate._references import not_beaten
 from tuneproof.pipeline._preflight import ALPHA, POWER
 
 STRONG_REFERENCE = 0.95  # a reference this good (e.g. a linear probe) leaves little to win
@@ -115,7 +116,7 @@ def cheap_reference_causes(ev: dict[str, Any]) -> list[dict[str, str]]:
         d = r.get("delta") or {}
         out.append({"code": "reference_constant" if name == "majority" else f"reference_{name}",
                     "evidence": f"{r.get('description')} scores {d.get('metric')} {_num(r.get('score'))}; the tuned model's "
-                    f"{_num(r.get('tuned'))} does not beat it (delta {_num(d.get('value'), '+.3g')}, "
+                    f"{_num(r.get('tuned'))} {not_beaten(d)} (delta {_num(d.get('value'), '+.3g')}, "
                     f"{d.get('confidence') or 0.95:.0%} CI [{_num(d.get('ci_low'), '+.3g')}, {_num(d.get('ci_high'), '+.3g')}])",
                     "next": "the tuned model does no better than answering by the label balance alone: check that the "
                     "answers follow from the inputs, add examples of the rarer answers (or balance them), and read "

@@ -40,6 +40,9 @@ def test_preflight_reports_the_class_balance_and_takes_the_mde_from_the_constant
     q = 0.9 + mde["value"]
     assert mde["value"] == pytest.approx(minimum_detectable_effect(120, 0.9 * 0.1 * 120 / 119 + q * (1 - q)), abs=2e-4)
     assert mde["value"] < 0.75 * minimum_detectable_effect(120, 0.5)
+    # still an upper bound (non-negative correlation assumed): the risk says "at most" and stays medium
+    (risk,) = [r for r in rep["risks"] if r["code"] == "test_too_small"]
+    assert risk["level"] == "medium" and "at most" in risk["evidence"] and "the constant answer 'pos'" in risk["evidence"]
     assert json.loads((tmp_path / "pre" / "preflight.json").read_text())["class_balance"]["constant"] == "pos"
 
 

@@ -157,12 +157,15 @@ def sft_references(train_examples: Sequence[Any], test_examples: Sequence[Any], 
 def _label_references(answers: AnswerSet, test_refs: list[list[str]], score: Callable, kind: str) -> list[CheapReference]:
     share = answers.counts[answers.majority] / answers.n
     const = answers.surface[answers.majority]
+    majority = CheapReference("majority", f"a constant {kind} {const!r} (the training majority, {share:.0%} of "
+                              f"{answers.n} training records)", True, np.array([score(const, r) for r in test_refs]),
+                              detail={"answer": const, "train_share": share})  # fmt: skip
+    if len(answers.counts) > MAX_LABELS:  # a declared label set (label_accuracy) too large to score every answer
+        return [majority]
     by_answer = {k: np.array([score(answers.surface[k], r) for r in test_refs]) for k in answers.counts}
     prior = sum(p * by_answer[k] for k, p in answers.prior().items())
     return [
-        CheapReference("majority", f"a constant {kind} {const!r} (the training majority, {share:.0%} of "
-                       f"{answers.n} training records)", True, by_answer[answers.majority],
-                       detail={"answer": const, "train_share": share}),
+        majority,
         CheapReference("prior", f"a random {kind} drawn from the training distribution ({len(answers.counts)} "
                        "answers; its expected score)", True, np.asarray(prior, dtype=float),
                        detail={"train_counts": answers.counts}),
@@ -405,7 +408,9 @@ def _preflight_sft(primary: str, train_records: Sequence[Any], test_records: Seq
         maj = by_name["majority"]
         report.update(kind=f"SFT completions from a label set ({len(answers.counts)} distinct answers)",
                       train=answers.counts, test=dict(test.most_common()), constant=maj.detail["answer"],
-                      constant_score=float(np.mean(maj.scores)), prior_score=float(np.mean(by_name["prior"].scores)))  # fmt: skip
+                      constant_score=float(np.mean(maj.scores)))  # fmt: skip
+        if "prior" in by_name:
+            report["prior_score"] = float(np.mean(by_name["prior"].scores))
         if metric == primary:
             measured = {"name": f"the constant answer {maj.detail['answer']!r}", "scores": maj.scores, "bounded": True}
     if "lead" in by_name:

@@ -67,8 +67,13 @@ def mde_for(cfg: RunConfig, n_test: int, measured: dict[str, Any] | None = None)
         var_diff, source = 0.5, "conservative bound for a metric in [0, 1]: var(d) <= 0.25 + 0.25"
     else:
         var_diff, source = 1.0, "in standard deviations of the per-record difference (nll is unbounded)"
+    # An upper bound (so the MDE is "at most"): the worst case, or a constant's measured scores.
+    note = "the variance bound for a metric in [0, 1]" if source.startswith("conservative bound") else None
+    if source.startswith("measured") and (measured or {}).get("bounded"):
+        note = f"the variance bound from {measured['name']}'s measured scores"  # type: ignore[index]
     return {"metric": metric, "value": round(minimum_detectable_effect(n, var_diff), 4), "n_test": n,
-            "power": POWER, "alpha": ALPHA, "variance_source": source, "target_effect": min_effect(cfg)}  # fmt: skip
+            "power": POWER, "alpha": ALPHA, "variance_source": source, "target_effect": min_effect(cfg),
+            "upper_bound": note is not None, **({"bound_note": note} if note else {})}  # fmt: skip
 
 
 def measured_variance(measured: dict[str, Any], n: int) -> tuple[float, str] | None:
@@ -215,11 +220,11 @@ def _risks(cfg, train, val, lengths, final_steps, mde, curate_dir, audit_dir) ->
         # Before anything is scored, a metric in [0, 1] only has the variance bound: the MDE is
         # then an upper bound (for ROUGE-L or token F1 several times the real one), so a
         # medium risk; the decision reads the evaluation's measured variance instead.
-        bound = mde["variance_source"].startswith("conservative bound")
+        bound = mde.get("upper_bound", mde["variance_source"].startswith("conservative bound"))
         risks.append(_risk("test_too_small", "high" if mde["value"] > 3 * target and not bound else "medium",
                            f"with {mde['n_test']} test records the minimum detectable effect on {mde['metric']} is "
                            f"{'at most ' if bound else ''}{mde['value']:.3g} (alpha {ALPHA}, power {POWER}"
-                           f"{'; from the variance bound for a metric in [0, 1]' if bound else ''}), above the target effect {target:g}",
+                           f"{'; from ' + mde.get('bound_note', 'the variance bound for a metric in [0, 1]') if bound else ''}), above the target effect {target:g}",
                            f"raise data.test_fraction or add data: about {_n_for(mde, target)} test records detect {target:g}"))
     if len(val) < 30:
         risks.append(_risk("val_too_small", "medium", f"{len(val)} validation records: early stopping and the guard watch noise",

@@ -182,9 +182,10 @@ def _balance_line(b: dict[str, Any]) -> str | None:
     """The class balance and what a constant answer scores on test, in one line (label tasks)."""
     parts = []
     if "constant" in b:
+        prior = f", the class prior {b['prior_score']:.3f}" if "prior_score" in b else ""
         parts.append(f"class balance train {b['train']}, test {b['test']}; a constant answer {b['constant']!r} (the "
-                     f"training majority) scores {b['metric']} {b['constant_score']:.3f} on test, the class prior "
-                     f"{b['prior_score']:.3f}: the tuned model must beat both")  # fmt: skip
+                     f"training majority) scores {b['metric']} {b['constant_score']:.3f} on test{prior}: the tuned "
+                     "model must beat these")  # fmt: skip
     if "lead" in b:
         parts.append(f"the lead baseline (first ~{b['lead']['words']} words of each source) scores {b['lead']['metric']} "
                      f"{b['lead']['score']:.3f} on test")  # fmt: skip

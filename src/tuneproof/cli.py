@@ -320,7 +320,8 @@ def evaluate(
                      "classification: accuracy, macro_f1, auroc."),
     ] = None,
     train_data: Annotated[
-        Optional[Path], typer.Option("--train", help="Training split; classification fits the linear probe on it.")
+        Optional[Path], typer.Option("--train", help="Training split: fits the linear probe (classification); gives the "
+                                         "majority, prior and lead references.")
     ] = None,
     forgetting_text: Annotated[
         Optional[str], typer.Option(help="General text for the forgetting check: a file, or xsum / fortunes.")

@@ -17,6 +17,7 @@ from tuneproof.config import CLASSIFICATION_METRICS, SFT_METRICS, EvalConfig
 from tuneproof.errors import ConfigError, DataError
 from tuneproof.evaluate._bootstrap import Delta, paired_bootstrap, paired_bootstrap_means, verdict
 from tuneproof.evaluate._metrics import METRICS, exact_match, label_accuracy, rouge_l, token_f1
+from tuneproof.evaluate._references import combine_verdict, compare, entry, sft_references_from
 
 __all__ = ["EvalResult", "evaluate"]
 
@@ -38,6 +39,10 @@ class EvalResult:
         delta: tuned minus reference on the primary metric, with its paired-bootstrap CI.
         verdict: ``improved``, ``no_change`` or ``regressed``; ``verdict_reason`` says why.
         forgetting: the perplexity change on general text, or ``status: skipped`` and why.
+        references: every reference the tuned model was compared with (the base or probe, and
+            the cheap ones: ``majority``, ``prior``, ``lead``; see ``tuneproof.evaluate._references``),
+            name -> score, delta with CI, verdict and ``gating``. ``verdict`` is ``improved`` only
+            when every gating reference is improved upon.
     """
 
     task: str
@@ -55,6 +60,7 @@ class EvalResult:
     details: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
     mlflow_run_id: str | None = None
+    references: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(
@@ -71,6 +77,7 @@ class EvalResult:
                 "delta": self.delta.to_dict(),
                 "verdict": self.verdict,
                 "verdict_reason": self.verdict_reason,
+                "references": self.references,
                 "forgetting": self.forgetting,
                 "details": self.details,
                 "mlflow_run_id": self.mlflow_run_id,
@@ -86,6 +93,10 @@ class EvalResult:
             f"delta {d.value:+.4g}, {d.confidence:.0%} CI [{d.ci_low:+.4g}, {d.ci_high:+.4g}] "
             f"over {self.n_records} records",
         ]
+        for name, r in self.references.items():
+            if name != self.reference:
+                gate = "gating" if r["gating"] else "informative"
+                lines.append(f"{name} ({gate}): {r['description']}: {r['score']:.4g}; tuned {r['delta']['value']:+.4g} -> {r['verdict']}")
         f = self.forgetting
         if f.get("status") == "ok":
             flag = "  FLAGGED: forgetting" if f["flagged"] else ""
@@ -140,7 +151,8 @@ def evaluate(
         metric: primary metric; sft: nll (default), exact_match, token_f1, rouge_l,
             label_accuracy; classification: accuracy (default), macro_f1, auroc.
         limit: score only the first N test records.
-        train: training split (classification: fits the probe; required there).
+        train: training split (classification: fits the probe; required there; sft: gives the
+            constant-answer, prior and lead references, skipped without it).
         forgetting_text: a text file, or ``xsum``/``fortunes``; unset skips the check,
             and eval.json says so.
         forgetting_n: how many general texts (a seeded sample) the forgetting check scores,
@@ -196,6 +208,8 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     records = _load_test(data, fields, split, cfg.limit, out_dir, console)
     ui = _Ui(console)
+    # Built before any model loads: a bad training file fails in a second, not after scoring.
+    cheap, notes = sft_references_from(train, fields, records, str(data), primary) if task == "sft" else ([], [])
     if task == "sft":
         from tuneproof.evaluate._run_sft import run_sft
 
@@ -219,11 +233,14 @@ def evaluate(
             higher_is_better=info.higher_is_better, resamples=cfg.bootstrap, confidence=cfg.confidence, seed=seed,
         )  # fmt: skip
     word, reason = verdict(delta, cfg.min_effect)
+    refs = _references(run, cheap or run.cheap, delta, word, reason, primary, len(records), cfg, seed)
+    word, reason, _ = combine_verdict(word, reason, refs, run.reference)
     result = EvalResult(
         task=task, base=str(base), tuned=str(tuned), data=str(data), metric=primary, reference=run.reference,
-        n_records=len(records), metrics=run.metrics, delta=delta, verdict=word, verdict_reason=reason,
-        forgetting=run.forgetting, details={**run.details, "min_effect": cfg.min_effect, "limit": cfg.limit},
-        out_dir=out_dir,
+        n_records=len(records), metrics=run.metrics, delta=delta, verdict=word, verdict_reason=reason,  # type: ignore[arg-type]
+        forgetting=run.forgetting, details={**run.details, "min_effect": cfg.min_effect, "limit": cfg.limit,
+                                            "reference_notes": notes},
+        out_dir=out_dir, references=refs,
     )  # fmt: skip
     _write_records(out_dir / "records.jsonl", records, run, primary)
     _write_json(out_dir / "eval.json", result.to_dict())
@@ -234,6 +251,19 @@ def evaluate(
                                               parent_run_id=parent_run_id)  # fmt: skip
         _write_json(out_dir / "eval.json", result.to_dict())
     return result
+
+
+_PRIMARY_REFERENCE = {"base": "the base model zero-shot, same prompt format",
+                      "probe": "a linear probe on the base model's frozen embeddings"}
+
+
+def _references(run: ModelRun, cheap: list, delta: Delta, word: str, reason: str, primary: str, n: int,
+                cfg: EvalConfig, seed: int) -> dict[str, Any]:  # fmt: skip
+    """The base/probe entry, then each cheap reference against the tuned model."""
+    refs = {run.reference: entry(_PRIMARY_REFERENCE.get(run.reference, run.reference), delta, word, reason, True)}
+    refs.update(compare(cheap, primary, run.per_record["tuned"].get(primary), run.statistics.get("tuned", {}).get(primary),
+                        n, min_effect=cfg.min_effect, resamples=cfg.bootstrap, confidence=cfg.confidence, seed=seed))  # fmt: skip
+    return refs
 
 
 def _load_test(data: Any, fields: Any, split: Any, limit: int | None, out_dir: Path, console: Any) -> list:
@@ -262,6 +292,7 @@ class ModelRun:
     forgetting: dict[str, Any]
     details: dict[str, Any]
     statistics: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> metric -> Statistic
+    cheap: list[Any] = field(default_factory=list)  # CheapReference list the runner could build (classification)
 
     def statistic(self, model: str, metric: str) -> Any:
         return self.statistics[model][metric]

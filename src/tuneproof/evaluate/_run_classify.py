@@ -20,6 +20,7 @@ from tuneproof.evaluate._classify import (
     probe_proba,
 )
 from tuneproof.evaluate._loading import is_adapter, load_tuned, read_labels
+from tuneproof.evaluate._references import classification_references
 from tuneproof.models import inference_device, load_model, resolve_model
 
 _SHOW_CHARS = 300
@@ -109,7 +110,8 @@ def run_classification(
         "status": "not_applicable",
         "reason": "a sequence classifier has no language-model head, so there is no perplexity to compare",
     }
-    return ModelRun("probe", metrics, per_record, fields_out, forgetting, details, statistics)
+    cheap = classification_references(y_train, y, labels, primary)
+    return ModelRun("probe", metrics, per_record, fields_out, forgetting, details, statistics, cheap)
 
 
 def _stat(y: np.ndarray, scores: ClassScores, n_classes: int, metric: str) -> Any:

@@ -9,6 +9,7 @@ from statistics import NormalDist
 from typing import Any
 
 from tuneproof.config import RunConfig
+from tuneproof.evaluate._references import not_beaten
 from tuneproof.pipeline._preflight import ALPHA, POWER
 
 STRONG_REFERENCE = 0.95  # a reference this good (e.g. a linear probe) leaves little to win
@@ -25,7 +26,7 @@ def decide(cfg: RunConfig) -> dict[str, Any]:
     pre = _read(run_dir / "preflight" / "preflight.json") or {}
     tr = _read(run_dir / "train" / "train.json") or {}
     model_src = run_dir / "train" / "model"
-    ship = bool(ev and ev.get("verdict") == "improved" and model_src.is_dir())
+    ship = bool(ev and ev.get("verdict") == "improved" and model_src.is_dir() and not cheap_reference_causes(ev))
     deliverable = run_dir / "model"
     if deliverable.exists():
         shutil.rmtree(deliverable)  # a deliverable from an earlier, different run must not linger
@@ -63,6 +64,7 @@ def likely_causes(ev: dict[str, Any] | None, pre: dict[str, Any], tr: dict[str, 
     if not ev:
         return [{"code": "not_evaluated", "evidence": "evaluate/eval.json is missing (stage off or failed)",
                  "next": "switch pipeline.stages.evaluate on and rerun; see pipeline.json for the failure"}]  # fmt: skip
+    causes += cheap_reference_causes(ev)
     d, metric = ev["delta"], ev["metric"]
     ref = d["reference"]
     higher = d.get("higher_is_better", True)
@@ -99,6 +101,31 @@ def likely_causes(ev: dict[str, Any] | None, pre: dict[str, Any], tr: dict[str, 
         causes.append({"code": "no_effect", "evidence": f"delta {d['value']:+.4g}: the tuned model is no better than the reference",
                        "next": "try more or cleaner data, a wider lr range in the sweep, or a larger model"})  # fmt: skip
     return causes
+
+
+def cheap_reference_causes(ev: dict[str, Any]) -> list[dict[str, str]]:
+    """A cause for each gating cheap reference (constant answer, class prior) the tuned model does not beat.
+
+    A model that a constant answer matches or beats learned the class balance, not the task,
+    whatever its gain over the base model: it never ships, and this cause comes first.
+    """
+    out = []
+    for name, r in (ev.get("references") or {}).items():
+        if name == ev.get("reference") or not r.get("gating") or r.get("verdict") == "improved":
+            continue
+        d = r.get("delta") or {}
+        out.append({"code": "reference_constant" if name == "majority" else f"reference_{name}",
+                    "evidence": f"{r.get('description')} scores {d.get('metric')} {_num(r.get('score'))}; the tuned model's "
+                    f"{_num(r.get('tuned'))} {not_beaten(d)} (delta {_num(d.get('value'), '+.3g')}, "
+                    f"{d.get('confidence') or 0.95:.0%} CI [{_num(d.get('ci_low'), '+.3g')}, {_num(d.get('ci_high'), '+.3g')}])",
+                    "next": "the tuned model does no better than answering by the label balance alone: check that the "
+                    "answers follow from the inputs, add examples of the rarer answers (or balance them), and read "
+                    "macro_f1 (it does not reward a constant)"})  # fmt: skip
+    return sorted(out, key=lambda c: c["code"] != "reference_constant")
+
+
+def _num(x: Any, spec: str = ".3f") -> str:
+    return format(x, spec) if isinstance(x, (int, float)) else "undefined"
 
 
 def measured_mde(ev: dict[str, Any]) -> dict[str, Any] | None:

@@ -52,21 +52,60 @@ def _baseline_scores(run_dir: Path, metric: str) -> list[float] | None:
     return vals or None
 
 
-def mde_for(cfg: RunConfig, n_test: int) -> dict[str, Any]:
+def mde_for(cfg: RunConfig, n_test: int, measured: dict[str, Any] | None = None) -> dict[str, Any]:
     metric = cfg.primary_metric
     bounded = metric != "nll"
     scores = _baseline_scores(cfg.run_dir, metric)
+    n = min(n_test, cfg.eval.limit) if cfg.eval.limit else n_test
     if scores and len(scores) > 1:
         mean = sum(scores) / len(scores)
         var = sum((s - mean) ** 2 for s in scores) / (len(scores) - 1)
         var_diff, source = 2 * var, "2 x the baseline's per-record variance (tuned assumed as variable)"
+    elif measured and (found := measured_variance(measured, n)):
+        var_diff, source = found
     elif bounded:
         var_diff, source = 0.5, "conservative bound for a metric in [0, 1]: var(d) <= 0.25 + 0.25"
     else:
         var_diff, source = 1.0, "in standard deviations of the per-record difference (nll is unbounded)"
-    n = min(n_test, cfg.eval.limit) if cfg.eval.limit else n_test
+    # An upper bound (so the MDE is "at most"): the worst case, or a constant's measured scores.
+    note = "the variance bound for a metric in [0, 1]" if source.startswith("conservative bound") else None
+    if source.startswith("measured") and (measured or {}).get("bounded"):
+        note = f"the variance bound from {measured['name']}'s measured scores"  # type: ignore[index]
     return {"metric": metric, "value": round(minimum_detectable_effect(n, var_diff), 4), "n_test": n,
-            "power": POWER, "alpha": ALPHA, "variance_source": source, "target_effect": min_effect(cfg)}  # fmt: skip
+            "power": POWER, "alpha": ALPHA, "variance_source": source, "target_effect": min_effect(cfg),
+            "upper_bound": note is not None, **({"bound_note": note} if note else {})}  # fmt: skip
+
+
+def measured_variance(measured: dict[str, Any], n: int) -> tuple[float, str] | None:
+    """var(d) from a cheap reference's per-record scores on the test set, scored before training.
+
+    d = tuned - reference per record. With non-negative correlation between the two,
+    var(d) <= var(reference) + var(tuned). A constant answer's scores lie in [0, 1] with mean p
+    (a Bernoulli for accuracy: var = p(1-p)); a tuned model that scores p + delta has
+    var <= (p + delta)(1 - p - delta) (Bhatia-Davis, equality for 0/1 scores), so
+    var(d) <= var(reference) + (p + delta)(1 - p - delta), with delta the MDE itself (a fixed
+    point, a few iterations). A continuous baseline's scores (the lead's ROUGE-L) give
+    var(d) ~ 2 var(reference): the tuned model assumed as variable, the correlation ignored.
+    None when the scores are too few or do not vary (a continuous baseline).
+    """
+    x = [float(v) for v in measured["scores"]]
+    if len(x) < 2 or n <= 0:
+        return None
+    p = sum(x) / len(x)
+    var = sum((v - p) ** 2 for v in x) / (len(x) - 1)
+    name = measured["name"]
+    if not measured.get("bounded"):
+        if var <= 0:
+            return None
+        return 2 * var, f"measured: 2 x {name}'s per-record variance {var:.4g} on test (tuned assumed as variable)"
+    delta = 0.0
+    for _ in range(50):
+        q = min(p + delta, 1.0)
+        delta = minimum_detectable_effect(n, var + q * (1 - q))
+    q = min(p + delta, 1.0)
+    return var + q * (1 - q), (f"measured: {name} scores {p:.3f} on test (variance {var:.4g}); var(d) <= var + "
+                               f"q(1-q) with q = {q:.3f}, the score the tuned model needs (non-negative correlation assumed); "
+                               "the base model was not scored before training")  # fmt: skip
 
 
 def _throughput(cfg: RunConfig) -> tuple[float, str]:
@@ -114,13 +153,32 @@ def preflight(cfg: RunConfig, split_dir: Path, out: Path, *, curate_dir: Path | 
                  "mean_tokens_per_record": round(mean_len, 1), "steps": {"final": final_steps,
                  "sweep": sweep_steps * n_lrs, "tune": trial_steps * trials},
                  "tune_skipped": budget.tune_skipped if st["tune"] else None}  # fmt: skip
-    mde = mde_for(cfg, len(test))
+    balance, measured = class_balance(cfg, split_dir)
+    mde = mde_for(cfg, len(test), measured)
     risks = _risks(cfg, train, val, lengths, final_steps, mde, curate_dir, audit_dir)
     report = {"estimates": estimates, "min_detectable_effect": mde, "risks": risks,
-              "counts": {"train": len(train), "val": len(val), "test": len(test)}}  # fmt: skip
+              "counts": {"train": len(train), "val": len(val), "test": len(test)}, "class_balance": balance}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "preflight.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def class_balance(cfg: RunConfig, split_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The class balance of train and test and a constant answer's score on test (label tasks), before training.
+
+    See :func:`tuneproof.evaluate._references.preflight_references`; the second value holds the
+    per-record scores the minimum detectable effect takes its variance from.
+    """
+    from tuneproof.data import load_records
+    from tuneproof.evaluate._references import preflight_references
+
+    from tuneproof.errors import DataError
+
+    try:
+        train, test = (load_records(split_dir / f"{p}.jsonl").records for p in ("train", "test"))
+    except DataError as exc:  # an empty split: the preflight's counts and risks say so
+        return {"note": f"not computed: {str(exc)[:300]}"}, None
+    return preflight_references(cfg.task, cfg.primary_metric, train, test)
 
 
 def _risk(code: str, level: str, evidence: str, fix: str) -> dict[str, str]:
@@ -162,11 +220,11 @@ def _risks(cfg, train, val, lengths, final_steps, mde, curate_dir, audit_dir) ->
         # Before anything is scored, a metric in [0, 1] only has the variance bound: the MDE is
         # then an upper bound (for ROUGE-L or token F1 several times the real one), so a
         # medium risk; the decision reads the evaluation's measured variance instead.
-        bound = mde["variance_source"].startswith("conservative bound")
+        bound = mde.get("upper_bound", mde["variance_source"].startswith("conservative bound"))
         risks.append(_risk("test_too_small", "high" if mde["value"] > 3 * target and not bound else "medium",
                            f"with {mde['n_test']} test records the minimum detectable effect on {mde['metric']} is "
                            f"{'at most ' if bound else ''}{mde['value']:.3g} (alpha {ALPHA}, power {POWER}"
-                           f"{'; from the variance bound for a metric in [0, 1]' if bound else ''}), above the target effect {target:g}",
+                           f"{'; from ' + mde.get('bound_note', 'the variance bound for a metric in [0, 1]') if bound else ''}), above the target effect {target:g}",
                            f"raise data.test_fraction or add data: about {_n_for(mde, target)} test records detect {target:g}"))
     if len(val) < 30:
         risks.append(_risk("val_too_small", "medium", f"{len(val)} validation records: early stopping and the guard watch noise",

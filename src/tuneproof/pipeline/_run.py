@@ -167,6 +167,8 @@ def _print_preflight(console: Any, rep: dict[str, Any]) -> None:
                   f"(alpha {m['alpha']}, power {m['power']})", highlight=False)  # fmt: skip
     if e.get("tune_skipped"):
         console.print(f"  preflight: no search trials: {e['tune_skipped']}", highlight=False)
+    if line := _balance_line(rep.get("class_balance") or {}):
+        console.print(f"  preflight: {line}", highlight=False)
     if rep["risks"]:
         t = Table(title="preflight risks")
         for col in ("level", "risk", "evidence", "fix"):
@@ -174,6 +176,20 @@ def _print_preflight(console: Any, rep: dict[str, Any]) -> None:
         for r in rep["risks"]:
             t.add_row(r["level"], r["code"], r["evidence"], r["fix"])
         console.print(t)
+
+
+def _balance_line(b: dict[str, Any]) -> str | None:
+    """The class balance and what a constant answer scores on test, in one line (label tasks)."""
+    parts = []
+    if "constant" in b:
+        prior = f", the class prior {b['prior_score']:.3f}" if "prior_score" in b else ""
+        parts.append(f"class balance train {b['train']}, test {b['test']}; a constant answer {b['constant']!r} (the "
+                     f"training majority) scores {b['metric']} {b['constant_score']:.3f} on test{prior}: the tuned "
+                     "model must beat these")  # fmt: skip
+    if "lead" in b:
+        parts.append(f"the lead baseline (first ~{b['lead']['words']} words of each source) scores {b['lead']['metric']} "
+                     f"{b['lead']['score']:.3f} on test")  # fmt: skip
+    return "; ".join(parts) or None
 
 
 def _reparent(ctx: Ctx, run_id: str | None) -> None:
@@ -308,7 +324,7 @@ def run_evaluate(ctx: Ctx) -> list[Path]:
     bf16 = resolve_bf16(cfg.train.bf16, on_gpu=inference_device().type == "cuda")
     res = evaluate(cfg.model.name, ctx.dir("train") / "model", split / "test.jsonl", out, task=cfg.task,
                    config=cfg.eval.model_copy(update={"min_effect": min_effect(cfg)}),
-                   train=split / "train.jsonl" if cfg.task == "classification" else None, labels=cfg.model.labels,
+                   train=split / "train.jsonl", labels=cfg.model.labels,
                    seed=cfg.train.seed, max_length=cfg.model.max_length, bf16=bf16,
                    tracking_uri=cfg.tracking.resolved_uri(), experiment=cfg.tracking.experiment,
                    parent_run_id=ctx.parent_run_id, console=ctx.console)  # fmt: skip

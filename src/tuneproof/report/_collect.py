@@ -274,7 +274,8 @@ def _evaluation(r: _Reader, pipeline: Any) -> dict[str, Any]:
 
     wins = [brief(x) for x in rows[:WINS_LOSSES] if x["gain"] > 0]
     losses = [brief(x) for x in reversed(rows[-WINS_LOSSES:]) if x["gain"] < 0]
-    keys = ("task", "n_records", "metric", "higher_is_better", "reference", "metrics", "delta", "verdict", "verdict_reason")
+    keys = ("task", "n_records", "metric", "higher_is_better", "reference", "metrics", "delta", "verdict", "verdict_reason",
+            "references")
     return {"status": "ok", **{k: data.get(k) for k in keys}, "forgetting": data.get("forgetting"),
             "wins": wins, "losses": losses, "records_with_gain": len(rows)}  # fmt: skip
 

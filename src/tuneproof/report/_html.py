@@ -190,6 +190,19 @@ def _record_cells(row: dict[str, Any]) -> list[str]:
             f'<div class="rec">{e(gen_text)}</div>', signed(row.get("gain"))]  # fmt: skip
 
 
+def _references(refs: dict[str, Any], level: str) -> str:
+    """Every reference the tuned model was compared with; a gating one it does not beat blocks shipping."""
+    rows = []
+    for name, r in refs.items():
+        d = r.get("delta") or {}
+        rows.append([e(name), e(r.get("description")), num(r.get("score")), signed(d.get("value")),
+                     f"[{signed(d.get('ci_low'))}, {signed(d.get('ci_high'))}]", e(r.get("verdict")),
+                     "yes" if r.get("gating") else "no (informative)"])  # fmt: skip
+    if not rows:
+        return ""
+    return "<h3>References</h3>" + table(["reference", "what", "score", "tuned − reference", f"{level} CI", "verdict", "gating"], rows)
+
+
 def _evaluation(s: dict[str, Any]) -> str:
     d = s.get("delta") or {}
     out = [f"<p>{num(s.get('n_records'))} test records; primary metric <strong>{e(s.get('metric'))}</strong> "
@@ -206,6 +219,7 @@ def _evaluation(s: dict[str, Any]) -> str:
     level = f"{round(100 * conf)}%" if isinstance(conf, (int, float)) else str(conf)
     out.append(table(["metric", "reference", "tuned", "difference", f"{level} CI (paired bootstrap)"], rows))
     out.append(f"<p>verdict: <strong>{e(s.get('verdict'))}</strong> — {e(s.get('verdict_reason'))}</p>")
+    out.append(_references(s.get("references") or {}, level))
     head = ["record", "input", "expected", "outputs", "gain"]
     for key, title in (("wins", "Largest wins"), ("losses", "Largest losses")):
         rows = [_record_cells(r) for r in s.get(key) or []]

@@ -109,6 +109,21 @@ def test_nothing_removed_skips_cleanly_and_a_stale_revert_never_changes_the_data
     assert reverted_train_path(off, out) is None
 
 
+def test_after_a_revert_the_search_and_the_final_training_read_the_raw_data(tmp_path):
+    from tuneproof.pipeline._run import Ctx, _train_file
+
+    cfg = load_config({"name": "x", "task": "sft", "data": {"path": str(tmp_path / "d.jsonl"), "fields": {"prompt": "q"}},
+                       "tracking": {"runs_dir": str(tmp_path / "runs")}})  # fmt: skip
+    ctx = Ctx(cfg, console=None)
+    assert _train_file(ctx) is None and ctx.staged(_train_file(ctx)).data.path == str(ctx.dir("split") / "train.jsonl")
+    ab = ctx.dir("curation_ab")
+    _write(ab / "raw_train.jsonl", [{"prompt": "a", "completion": "b"}])
+    (ab / "ab.json").write_text(json.dumps({"decision": "revert", "skipped": None}))
+    staged = ctx.staged(_train_file(ctx))
+    assert staged.data.path == str(ab / "raw_train.jsonl") and staged.data.eval_path == str(ctx.dir("split") / "val.jsonl")
+    assert staged.data.fields == {}  # the raw arm's file is in canonical fields, as the split writes them
+
+
 def test_a_run_whose_curation_removed_rows_writes_the_ab_and_reports_it(pipeline_config, tmp_path):
     rng = random.Random(3)
     rows = [_qa(i, rng) for i in range(50)]
@@ -140,3 +155,25 @@ def test_a_run_whose_curation_removed_rows_writes_the_ab_and_reports_it(pipeline
     assert "Difference (curated - raw)" in section and "validation loss" in section and "Decision:" in section
     facts = json.loads((res.run_dir / "report.json").read_text())["sections"]["curation-ab"]
     assert facts["status"] == "ok" and facts["decision"] == ab["decision"]
+
+
+def test_classification_arms_are_scored_by_cross_entropy_per_record(tmp_path, tiny_bert_dir):
+    from tuneproof.pipeline._ab import paired_ab
+
+    rng = random.Random(0)
+
+    def rows(n):
+        return [{"text": " ".join(rng.choice(WORDS) for _ in range(4)) + (" wonderful" if i % 2 else " dull"),
+                 "label": "pos" if i % 2 else "neg"} for i in range(n)]  # fmt: skip
+
+    a, b, val = _write(tmp_path / "a.jsonl", rows(16)), _write(tmp_path / "b.jsonl", rows(24)), _write(tmp_path / "val.jsonl", rows(10))
+    cfg = load_config({"name": "c", "task": "classification", "data": {"path": str(a)},
+                       "model": {"name": str(tiny_bert_dir), "method": "full", "max_length": 32},
+                       "train": {"batch_size": 4, "bf16": False}, "tracking": {"runs_dir": str(tmp_path / "runs")}})  # fmt: skip
+    out = paired_ab(cfg, {"curated": a, "raw": b}, val, tmp_path / "ab", steps=2, lr=1e-3)
+    assert out["arms"]["curated"]["train_records"] == 16 and out["arms"]["raw"]["train_records"] == 24
+    for arm in ("curated", "raw"):
+        # the mean of our per-record cross-entropies is the engine's own validation loss of the same model
+        assert out["arms"][arm]["val_loss"] == pytest.approx(out["arms"][arm]["engine_val_loss"], rel=1e-3)
+    assert out["decision"] in ("keep", "revert") and out["n_records"] == 10
+    assert not (tmp_path / "ab/curated/model").exists()  # scored, then deleted: only train.json stays

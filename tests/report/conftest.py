@@ -72,6 +72,14 @@ def run_dir(tiny_llama_dir, tmp_path_factory) -> Path:
     lr_sweep(cfg, lrs=[1e-5, 1e-3, 1e-1], steps=2)
     tune(cfg, n_trials=4)  # importances need 4
     train(cfg)
+    # The curation A/B on a split of what curation kept (its last 8 records for validation).
+    from tuneproof.pipeline._ab import curation_ab
+
+    kept = (run / "curate" / "kept.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (run / "split").mkdir()
+    for part, lines in (("train", kept[:-8]), ("val", kept[-8:]), ("test", test.read_text(encoding="utf-8").splitlines(True))):
+        (run / "split" / f"{part}.jsonl").write_text("".join(lines), encoding="utf-8")
+    curation_ab(config, run / "split", run / "curate", run / "curation_ab", steps=2, lr=1e-3, lr_source="a test rate")
     evaluate(tiny_llama_dir, run / "train" / "model", test, run / "evaluate", max_length=64,
              forgetting_text=str(root / "general.txt"))  # fmt: skip
     # What `tuneproof run` adds (contract: /work/notes/run_layout.md).

@@ -29,6 +29,7 @@ class Ctx:
     parent_run_id: str | None = None
     ledger: dict[str, Any] = field(default_factory=dict)
     new_study: bool = True
+    note: str | None = None  # what a stage that did not need to work says in the ledger (e.g. why it skipped)
 
     @property
     def run_dir(self) -> Path:
@@ -37,11 +38,14 @@ class Ctx:
     def dir(self, stage: str) -> Path:
         return self.run_dir / stage
 
-    def staged(self) -> RunConfig:
-        """The config the training stages use: the split's train/val files, so the engine doesn't re-split."""
+    def staged(self, train: Path | None = None) -> RunConfig:
+        """The config the training stages use: the split's train/val files, so the engine doesn't re-split.
+
+        ``train`` replaces the split's training file (the raw data, when the curation A/B reverted curation).
+        """
         raw = self.cfg.model_dump(mode="json")
         split = self.dir("split")
-        raw["data"].update(path=str(split / "train.jsonl"), eval_path=str(split / "val.jsonl"), fields={}, split=None)
+        raw["data"].update(path=str(train or split / "train.jsonl"), eval_path=str(split / "val.jsonl"), fields={}, split=None)
         return load_config(raw)
 
 
@@ -220,6 +224,31 @@ def run_lr_sweep(ctx: Ctx) -> list[Path]:
     return [res.json_path, res.plot_path]
 
 
+def run_curation_ab(ctx: Ctx) -> list[Path]:
+    from tuneproof.pipeline._ab import ab_budget, curation_ab
+
+    on, out = ctx.cfg.pipeline.stages, ctx.dir("curation_ab")
+    steps, lr, source = ab_budget(ctx.cfg, ctx.dir("lr_sweep") / "lr_sweep.json", plan(ctx).sweep)
+    res = curation_ab(ctx.cfg, ctx.dir("split"), ctx.dir("curate") if on["curate"] else None, out, steps=steps, lr=lr,
+                      lr_source=source, parent_run_id=ctx.parent_run_id, console=ctx.console)  # fmt: skip
+    if res["skipped"]:
+        ctx.note = f"skipped: {res['skipped']}"
+        ctx.console.print(f"  curation A/B: {ctx.note}", highlight=False)
+    elif res["decision"] == "revert":
+        ctx.console.print(f"[yellow]  curation A/B: curation made the model worse: {res['why']}; the search and the final "
+                          f"training use the raw data ({out / 'raw_train.jsonl'})[/yellow]", highlight=False)  # fmt: skip
+    else:
+        ctx.console.print(f"  curation A/B ({steps} steps at lr {lr:g}): {res['why']}", highlight=False)
+    return [p for p in (out / "ab.json", out / "raw_train.jsonl") if p.exists()]
+
+
+def _train_file(ctx: Ctx) -> Path | None:
+    """The raw training data when the curation A/B reverted curation, else None (the split's train.jsonl)."""
+    from tuneproof.pipeline._ab import reverted_train_path
+
+    return reverted_train_path(ctx.cfg, ctx.dir("curation_ab"))
+
+
 def run_tune(ctx: Ctx) -> list[Path]:
     from tuneproof.search import tune
 
@@ -236,7 +265,7 @@ def run_tune(ctx: Ctx) -> list[Path]:
         return [skipped]
     skipped.unlink(missing_ok=True)
     overrides = [f"train.max_steps={p.tune}"] if p.tune else []
-    res = tune(ctx.staged(), overrides=overrides, n_trials=p.n_trials, new=ctx.new_study, console=ctx.console)
+    res = tune(ctx.staged(_train_file(ctx)), overrides=overrides, n_trials=p.n_trials, new=ctx.new_study, console=ctx.console)
     if res is None:  # non-zero rank of a distributed job
         return []
     _reparent(ctx, res.mlflow_run_id)
@@ -257,7 +286,7 @@ def run_train(ctx: Ctx) -> list[Path]:
 
     cfg, p = ctx.cfg, plan(ctx)
     best = ctx.dir("tune") / "best.yaml"
-    raw = ctx.staged().model_dump(mode="json")
+    raw = ctx.staged(_train_file(ctx)).model_dump(mode="json")
     why: str | None = None  # how the pipeline chose the rate, when it did (train/lr_choice.json)
     if p.factor != 1 and not cfg.train.max_steps:
         # train.epochs count passes over the data as given, in tokens: curation picks which
@@ -372,11 +401,18 @@ STAGES: list[Stage] = [
     Stage("lr_sweep", lambda c: [*_split_files(c, "train", "val"), _manifest(c)],
           lambda cfg: {**_training_slice(cfg), "lrs": cfg.pipeline.sweep_lrs, "steps": cfg.pipeline.sweep_steps,
                        "budget": cfg.pipeline.search_budget, "trials": cfg.pipeline.tune_trials}, run_lr_sweep),  # fmt: skip
-    Stage("tune", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("lr_sweep") / "lr_sweep.json"],
+    Stage("curation_ab", lambda c: [*_split_files(c, "train", "val", "test"), _manifest(c), c.dir("curate") / "removed.jsonl",
+                                    c.dir("lr_sweep") / "lr_sweep.json"],
+          lambda cfg: {**_training_slice(cfg), "curate": cfg.pipeline.stages["curate"],
+                       "lr_sweep": cfg.pipeline.stages["lr_sweep"], "steps": cfg.pipeline.sweep_steps,
+                       "budget": cfg.pipeline.search_budget, "fields": cfg.data.fields, "confidence": cfg.eval.confidence,
+                       "bootstrap": cfg.eval.bootstrap, "audit": cfg.audit.model_dump(mode="json")}, run_curation_ab),  # fmt: skip
+    Stage("tune", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("lr_sweep") / "lr_sweep.json",
+                             c.dir("curation_ab") / "ab.json"],
           lambda cfg: {**_training_slice(cfg), "search": cfg.search.model_dump(mode="json"), "budget": cfg.pipeline.search_budget,
                        "trials": cfg.pipeline.tune_trials, "steps": cfg.pipeline.tune_steps, "lrs": cfg.pipeline.sweep_lrs}, run_tune),  # fmt: skip
     Stage("train", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("tune") / "best.yaml",
-                              c.dir("lr_sweep") / "lr_sweep.json"], _training_slice,
+                              c.dir("lr_sweep") / "lr_sweep.json", c.dir("curation_ab") / "ab.json"], _training_slice,
           run_train),  # fmt: skip
     Stage("evaluate", lambda c: [*_split_files(c, "train", "test"), c.dir("train") / "model"],
           lambda cfg: {"task": cfg.task, "model": cfg.model.name, "eval": cfg.eval.model_dump(mode="json"),
@@ -404,7 +440,7 @@ def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | 
         console: Any = None) -> RunResult:  # fmt: skip
     """Run the whole pipeline into ``runs/<name>/``; stages whose inputs and config are unchanged are skipped.
 
-    Stages: audit, curate, split, preflight, lr_sweep, tune, train, evaluate, then
+    Stages: audit, curate, split, preflight, lr_sweep, curation_ab, tune, train, evaluate, then
     the decision and the report. Each records the sha256 of its input files and of its config
     slice in ``pipeline.json``; a rerun skips a stage when both match and its outputs exist, so
     an interrupted run resumes where it stopped. ``pipeline.stages.<name>: false`` switches one off.
@@ -511,9 +547,10 @@ def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult) 
         entry.update(status="failed", note="interrupted: the process stopped during this stage")
         write_ledger(ctx.run_dir, ctx.ledger)
         t0 = time.perf_counter()
+        ctx.note = None
         try:
             outputs = st.work(ctx)
-            entry.update(status="done", outputs=[str(p) for p in outputs], note=None)
+            entry.update(status="done", outputs=[str(p) for p in outputs], note=ctx.note)
         except ImportError as exc:
             if st.name != "report":
                 entry.update(status="failed", note=f"ImportError: {exc}")

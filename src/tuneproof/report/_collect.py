@@ -16,6 +16,7 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "preflight": ("Preflight risks", ("preflight",)),
     "audit": ("Data audit", ("audit", "curate")),
     "lr-sweep": ("Learning-rate sweep", ("lr_sweep", "lr-sweep")),
+    "curation-ab": ("Curation A/B", ("curation_ab",)),
     "search": ("Hyperparameter search", ("tune",)),
     "training": ("Training curves", ("train",)),
     "evaluation": ("Evaluation", ("evaluate",)),
@@ -208,6 +209,17 @@ def _lr_sweep(r: _Reader, pipeline: Any) -> dict[str, Any]:
     return {"status": "ok", "points": [p for p in data.get("points") or [] if isinstance(p, dict)], **{k: data.get(k) for k in keys}}
 
 
+def _curation_ab(r: _Reader, pipeline: Any) -> dict[str, Any]:
+    data, _ = r.json("curation_ab/ab.json")
+    if not isinstance(data, dict):
+        return _not_run(_stage_reason(pipeline, ("curation_ab",), "curation_ab/ab.json is missing"))
+    if data.get("skipped"):
+        return _not_run(f"skipped: {data['skipped']}")
+    keys = ("decision", "why", "val_loss", "difference", "ci", "noise", "confidence", "arms", "steps", "lr", "lr_source",
+            "val_records", "removed", "added_to_raw", "excluded")  # fmt: skip
+    return {"status": "ok", **{k: data.get(k) for k in keys}}
+
+
 def _search(r: _Reader, pipeline: Any) -> dict[str, Any]:
     data, _ = r.json("tune/trials.json")
     skipped, _ = r.json("tune/skipped.json")
@@ -331,6 +343,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "preflight": _preflight(r, pipeline),
         "audit": _audit(r, pipeline),
         "lr-sweep": _lr_sweep(r, pipeline),
+        "curation-ab": _curation_ab(r, pipeline),
         "search": _search(r, pipeline),
         "training": _training(r, pipeline),
         "forgetting": _forgetting(evaluation, pipeline),

@@ -145,6 +145,26 @@ def _lr_sweep(s: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _curation_ab(s: dict[str, Any]) -> str:
+    arms = s.get("arms") or {}
+    rows = [[e(name), num(a.get("train_records")), num(a.get("steps")), num(a.get("val_loss"))] for name, a in arms.items()]
+    out = [f"<p>Curated against raw training data: {num(s.get('steps'))} steps each at lr {num(s.get('lr'))} "
+           f"({e(s.get('lr_source'))}), the same seed, scored on the same {num(s.get('val_records'))} validation records "
+           "(from the kept data).</p>", table(["arm", "training records", "steps", "validation loss"], rows)]  # fmt: skip
+    ci, conf = s.get("ci") or [None, None], s.get("confidence", 0.95)
+    level = f"{round(100 * conf)}%" if isinstance(conf, (int, float)) else str(conf)
+    out.append(f"<p>Difference (curated - raw): <strong>{signed(s.get('difference'))}</strong>, {level} CI "
+               f"[{signed(ci[0])}, {signed(ci[1])}] (paired bootstrap), noise ±{num(s.get('noise'), 3)}.</p>")  # fmt: skip
+    cls = "high" if s.get("decision") == "revert" else ""
+    what = "curation reverted: the search and the final training use the raw data" if s.get("decision") == "revert" else "curation kept"
+    out.append(f'<p class="{cls}">Decision: <strong>{e(what)}</strong>. {e(s.get("why"))}</p>')
+    excluded = (s.get("excluded") or {}).get("counts") or {}
+    added = f"{num(s.get('added_to_raw'))} of the {num(s.get('removed'))} removed rows trained in the raw arm"
+    out.append(f"<p>{added}" + ("; never trained: " + "; ".join(f"{e(k)}: {num(v)}" for k, v in excluded.items()) if excluded else "")
+               + ".</p>")  # fmt: skip
+    return "".join(out)
+
+
 def _search(s: dict[str, Any]) -> str:
     states = ", ".join(f"{e(k)}: {num(v)}" for k, v in (s.get("states") or {}).items())
     out = [f"<p>Study {e(s.get('study'))}: {num(s.get('n_trials'))} trials ({states}).</p>"]
@@ -254,6 +274,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "preflight": _preflight,
     "audit": _audit,
     "lr-sweep": _lr_sweep,
+    "curation-ab": _curation_ab,
     "search": _search,
     "training": _training,
     "evaluation": _evaluation,

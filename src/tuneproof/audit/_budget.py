@@ -30,13 +30,12 @@ still holds: a suspended row moves from removed to kept, with its finding flagge
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from tuneproof.audit._audit import AuditResult
-from tuneproof.audit._base import Finding, record_text
+from tuneproof.audit._base import SEVERE, Finding, record_text
 
 __all__ = ["EXEMPT", "OVER_BUDGET", "WITHIN_BUDGET", "apply_budget", "expected_shares"]
 
@@ -159,14 +158,17 @@ def _suspend(result: AuditResult, removed: dict[int, list[dict[str, Any]]], flag
         return set()
     originals = {(f.index, f.check): f for f in result.findings if f.check in rows_by_check}
     kept_back: set[int] = set()
+    note = "over the removal budget, flagged and kept: "
     for check, rows in rows_by_check.items():
         for i in rows:
-            reasons = [r for r in removed[i] if r["check"] != check]
+            mine = [r for r in removed[i] if r["check"] == check]
             finding = originals.get((i, check))
-            if finding is not None:
-                note = "over the removal budget, flagged and kept: "
-                flagged.setdefault(i, []).append(dataclasses.replace(
-                    finding, reason=note + finding.reason, details={**finding.details, "budget": OVER_BUDGET}))  # fmt: skip
+            for r in mine:  # every suspended removal stays on record as a flag
+                details = {k: v for k, v in r.items() if k not in ("check", "code", "reason")}
+                flagged.setdefault(i, []).append(Finding(
+                    result.records[i].id, check, finding.severity if finding else SEVERE, note + r["reason"], r["code"],
+                    {**details, "budget": OVER_BUDGET}, i))  # fmt: skip
+            reasons = [r for r in removed[i] if r["check"] != check]
             if reasons:
                 removed[i] = reasons
             else:

@@ -132,8 +132,8 @@ def _choose(cfg: Any, removed: dict[int, list[dict[str, Any]]], n: int, budgeted
     """The checks to suspend, each with why: first those over the per-check limit, then, while the
     rest exceed the total limit, the one with the largest share beyond its expected one."""
     per = cfg.max_check_removed_share
-    why = {c: f"it would remove {excess[c] + expected.get(c, 0.0):.0%} of the rows, {excess[c]:.0%} beyond the expected "
-              f"{expected.get(c, 0.0):.0%}, over the per-check limit {per:.0%}" for c in budgeted if excess[c] > per}  # fmt: skip
+    why = {c: f"{excess[c]:.0%} of the rows beyond the {expected.get(c, 0.0):.0%} its calibration expects, over the "
+              f"per-check limit {per:.0%}" for c in budgeted if excess[c] > per}  # fmt: skip
     active = [c for c in budgeted if c not in why]
     while active and (t := _total(removed, n, active, expected))[0] - t[1] > cfg.max_removed_share:
         worst = max(active, key=lambda c: (excess[c], len(rows_by_check[c]), c))

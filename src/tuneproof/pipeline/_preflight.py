@@ -210,8 +210,8 @@ def _budget_risks(manifest: dict[str, Any]) -> list[dict[str, str]]:
         first = ("check the domain description (data.domain_text) or give domain references (data.domain)" if check == "off_domain"
                  else f"read the {check} findings in curate/findings.jsonl; if they are wrong, keep them (audit.decisions.{check}: flag)")
         risks.append(_risk("curation_budget", "high", f"curation's {check} check would remove {e['would_remove']} of "
-                           f"{budget.get('rows')} rows ({e['share']:.0%}; its calibration expects {e['expected_share']:.0%}), "
-                           f"over the removal budget ({e.get('why', '')}): they were flagged and kept, e.g. {examples}",
+                           f"{budget.get('rows')} rows ({e['share']:.0%}), over the removal budget ({e.get('why', '')}): "
+                           f"they were flagged and kept, e.g. {examples}",
                            f"{first}; to remove them anyway set {allow}"))  # fmt: skip
     return risks
 

@@ -110,19 +110,22 @@ def test_over_the_total_the_check_least_explained_by_its_calibration_is_suspende
     data = write_jsonl(tmp_path / "d.jsonl", _clean(20))
     result = audit(data, config=AuditConfig(checks=["exact_duplicate"]), progress=False)
     reason = lambda check: {"check": check, "code": "c", "reason": f"{check} says so"}  # noqa: E731
-    removed = {i: [reason("near_duplicate")] for i in range(4)}  # 20%
-    removed[3].append(reason("exact_duplicate"))  # also a copy: stays removed whatever the budget does
-    removed |= {i: [reason("low_quality")] for i in (4, 5, 6)}  # 15%
-    removed |= {i: [reason("off_domain")] for i in (7, 8, 9, 10)}  # 20%, of which its calibration expects 10%
-    removed[11] = [reason("too_long")]  # 5%
+    removed = {i: [reason("near_duplicate")] for i in range(5)}
+    removed[4].append(reason("exact_duplicate"))  # also a copy: goes anyway, so not in near_duplicate's share (4 rows, 20%)
+    removed |= {i: [reason("low_quality")] for i in (5, 6, 7)}  # 15%
+    removed |= {i: [reason("off_domain")] for i in (8, 9, 10, 11)}  # 20%, of which its calibration expects 10%
+    removed[12] = [reason("too_long")]  # 5%
     flagged: dict = {}
-    # Together 11 of 20 rows outside the exempt copy (55%), 45% beyond the 10% expected: over 40%.
+    # Together 12 of 20 rows outside the exempt copy (60%), 50% beyond the 10% expected: over 40%.
     b = apply_budget(result, removed, flagged, expected={"off_domain": 0.1})
     assert b["suspended"] == ["near_duplicate"]  # 20% beyond its expected 0%: the largest excess
-    assert sorted(removed) == [3, 4, 5, 6, 7, 8, 9, 10, 11] and removed[3] == [reason("exact_duplicate")]
-    assert sorted(flagged) == [0, 1, 2, 3] and flagged[0][0].reason == "over the removal budget, flagged and kept: near_duplicate says so"
-    assert b["flagged_and_kept"] == 3 and b["checks"]["near_duplicate"]["flagged_and_kept"] == 3
-    assert b["total"]["share"] == 0.55 and b["total"]["share_after"] == 0.4 and b["total"]["expected_share"] == 0.1
+    nd = b["checks"]["near_duplicate"]
+    assert (nd["would_remove"], nd["also_removed_as_exempt"], nd["share"], nd["flagged_and_kept"]) == (4, 1, 0.2, 4)
+    assert sorted(removed) == list(range(4, 13)) and removed[4] == [reason("exact_duplicate")]
+    assert sorted(flagged) == [0, 1, 2, 3, 4]
+    assert flagged[0][0].reason == "over the removal budget, flagged and kept: near_duplicate says so"
+    assert b["flagged_and_kept"] == 4
+    assert b["total"]["share"] == 0.6 and b["total"]["share_after"] == 0.4 and b["total"]["expected_share"] == 0.1
     assert b["checks"]["off_domain"]["verdict"] == WITHIN_BUDGET and b["checks"]["off_domain"]["expected_share"] == 0.1
     assert "total limit 40%" in b["checks"]["near_duplicate"]["why"]
 

@@ -24,8 +24,10 @@ when they are large):
   measure memory; keeping it would make the run's decision unsound.
 - ``select``: the user asked for that fraction explicitly.
 
-The budget counts rows among the readable rows, so kept + removed + unreadable = input rows
-still holds: a suspended row moves from removed to kept, with its finding flagged.
+A budgeted check's share counts only the rows that no exempt check removes anyway (an
+exact copy that is also off-domain goes as a copy either way). Shares are of the readable
+rows, and kept + removed + unreadable = input rows still holds: a suspended row moves from
+removed to kept, with its finding flagged.
 """
 
 from __future__ import annotations
@@ -82,26 +84,24 @@ def apply_budget(
             (default :func:`expected_shares`; 0 for a check not named).
 
     Returns:
-        ``{"rows", "max_check_removed_share", "max_removed_share", "checks": {check: {"would_remove",
-        "share", "expected_share", "limit", "verdict", "why", "flagged_and_kept", "examples"}},
+        ``{"rows", "max_check_removed_share", "max_removed_share", "checks": {check: {"would_remove"
+        (rows no exempt check removes anyway), "also_removed_as_exempt", "share" (would_remove / rows),
+        "expected_share", "limit", "verdict", "why", "flagged_and_kept", "examples"}},
         "total": {...}, "suspended", "flagged_and_kept", "rule"}``.
     """
     cfg = result.config
     expected = expected_shares(result) if expected is None else dict(expected)
     n = len(result.records)
-    rows_by_check: dict[str, list[int]] = {}
-    for i in sorted(removed):
-        for check in dict.fromkeys(r["check"] for r in removed[i]):
-            rows_by_check.setdefault(check, []).append(i)
+    rows_by_check, all_rows = _rows_by_check(removed)
     share = {c: len(rows) / n for c, rows in rows_by_check.items()}
     excess = {c: share[c] - expected.get(c, 0.0) for c in share}
     budgeted = [c for c in rows_by_check if c not in EXEMPT]
     total_before = _total(removed, n, budgeted, expected)
     why = _choose(cfg, removed, n, budgeted, excess, expected, rows_by_check)
-    kept_back = _suspend(result, removed, flagged, {c: rows_by_check[c] for c in why})
+    kept_back = _suspend(result, removed, flagged, {c: all_rows[c] for c in why})
     checks = {}
     for c, rows in rows_by_check.items():
-        entry = {"would_remove": len(rows), "share": round(share[c], 4), "expected_share": round(expected.get(c, 0.0), 4),
+        entry = {"would_remove": len(rows), "also_removed_as_exempt": len(all_rows[c]) - len(rows), "share": round(share[c], 4), "expected_share": round(expected.get(c, 0.0), 4),
                  "limit": None if c in EXEMPT else cfg.max_check_removed_share,
                  "verdict": EXEMPT.get(c) or (OVER_BUDGET if c in why else WITHIN_BUDGET)}  # fmt: skip
         if c in why:
@@ -125,6 +125,24 @@ def apply_budget(
                 "budgeted checks together exceed the total limit, the one with the largest share beyond its expected "
                 "is flagged and kept; exact duplicates, leakage and select are exempt. Their findings: findings.jsonl",
     }  # fmt: skip
+
+
+def _rows_by_check(removed: dict[int, list[dict[str, Any]]]) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Per check, (the rows the budget decides on, every row it removes).
+
+    A budgeted check's share counts the rows that no exempt check removes anyway: an exact
+    copy that is also off-domain goes as a copy, so it is not the budget's to keep.
+    """
+    decided: dict[str, list[int]] = {}
+    every: dict[str, list[int]] = {}
+    for i in sorted(removed):
+        exempt = any(r["check"] in EXEMPT for r in removed[i])
+        for check in dict.fromkeys(r["check"] for r in removed[i]):
+            every.setdefault(check, []).append(i)
+            decided.setdefault(check, [])
+            if check in EXEMPT or not exempt:
+                decided[check].append(i)
+    return decided, every
 
 
 def _choose(cfg: Any, removed: dict[int, list[dict[str, Any]]], n: int, budgeted: list[str], excess: dict[str, float],

@@ -101,7 +101,8 @@ def apply_budget(
     kept_back = _suspend(result, removed, flagged, {c: all_rows[c] for c in why})
     checks = {}
     for c, rows in rows_by_check.items():
-        entry = {"would_remove": len(rows), "also_removed_as_exempt": len(all_rows[c]) - len(rows), "share": round(share[c], 4), "expected_share": round(expected.get(c, 0.0), 4),
+        entry = {"would_remove": len(rows), "also_removed_as_exempt": len(all_rows[c]) - len(rows),
+                 "share": round(share[c], 4), "expected_share": round(expected.get(c, 0.0), 4),
                  "limit": None if c in EXEMPT else cfg.max_check_removed_share,
                  "verdict": EXEMPT.get(c) or (OVER_BUDGET if c in why else WITHIN_BUDGET)}  # fmt: skip
         if c in why:

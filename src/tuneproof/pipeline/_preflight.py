@@ -205,10 +205,13 @@ def _budget_risks(manifest: dict[str, Any]) -> list[dict[str, str]]:
         examples = "; ".join(f'{x["id"]} "{x["text"][:60]}"' for x in e.get("examples", []))
         per = _tenths_above(e["share"] - e["expected_share"])
         need_total = _tenths_above(total.get("share", 0) - total.get("expected_share", 0))
+        need_total = max(per, need_total)
         allow = f"audit.max_check_removed_share: {per:g}" + (
-            f" and audit.max_removed_share: {max(per, need_total):g}" if budget.get("max_removed_share", 1) < max(per, need_total) else "")
-        first = ("check the domain description (data.domain_text) or give domain references (data.domain)" if check == "off_domain"
-                 else f"read the {check} findings in curate/findings.jsonl; if they are wrong, keep them (audit.decisions.{check}: flag)")
+            f" and audit.max_removed_share: {need_total:g}" if budget.get("max_removed_share", 1) < need_total else "")
+        first = (
+            "check the domain description (data.domain_text) or give domain references (data.domain)" if check == "off_domain"
+            else f"read the {check} findings in curate/findings.jsonl; if they are wrong, keep them (audit.decisions.{check}: flag)"
+        )  # fmt: skip
         risks.append(_risk("curation_budget", "high", f"curation's {check} check would remove {e['would_remove']} of "
                            f"{budget.get('rows')} rows ({e['share']:.0%}), over the removal budget ({e.get('why', '')}): "
                            f"they were flagged and kept, e.g. {examples}",

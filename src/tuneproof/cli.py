@@ -213,6 +213,7 @@ def curate(
     rows = [(c, d, rule, n) for c, d, rule, n in res.dry_run_rows()]
     print_table("what curation removes" + (" (dry run: nothing written)" if dry_run else ""), rows,
                 ["check", "decision", "threshold / rule", "records removed"])  # fmt: skip
+    _print_budget(res.manifest["budget"])
     c = res.manifest["counts"]
     console.print(
         f"input {c['input_rows']} rows = kept {c['kept']} + removed {c['removed']} + unreadable {c['unreadable']}",
@@ -220,6 +221,25 @@ def curate(
     )
     if not dry_run:
         console.print(f"written to {out}: kept.jsonl, removed.jsonl, unreadable.jsonl, manifest.json")
+
+
+def _print_budget(budget: dict[str, Any]) -> None:
+    """The removal budget: per check its share of the rows, the limit and the verdict; then the total."""
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.0%}"
+
+    rows = [(c, e["would_remove"], pct(e["share"]), pct(e["expected_share"]), pct(e["limit"]), e["verdict"])
+            for c, e in budget["checks"].items()]  # fmt: skip
+    t = budget["total"]
+    rows.append(("all budgeted checks", "", pct(t["share"]), pct(t["expected_share"]), pct(t["limit"]), t["verdict"]))
+    print_table(f"removal budget ({budget['rows']} readable rows)", rows,
+                ["check", "would remove", "share", "expected", "limit", "verdict"])  # fmt: skip
+    for c in budget["suspended"]:
+        e = budget["checks"][c]
+        examples = "; ".join(f"{x['id']} {x['text'][:60]!r}" for x in e["examples"])
+        console.print(f"[yellow]{c}: over the removal budget ({e['why']}): {e['flagged_and_kept']} rows flagged and "
+                      f"kept, e.g. {examples}. If they really are to go, raise audit.max_check_removed_share and "
+                      "audit.max_removed_share (1 turns the budget off).[/yellow]", highlight=False)  # fmt: skip
 
 
 @app.command("lr-sweep")

@@ -451,6 +451,15 @@ class AuditConfig(_Section):
         default=None, ge=8, description="token budget per record for too_long; unset reads the model's maximum"
     )
     min_words: int = Field(default=3, ge=1, description="records with fewer words are flagged as too short")
+    max_check_removed_share: float = Field(
+        default=0.2, gt=0, le=1, description="removal budget per check: when one check would remove more than this "
+        "share of the rows beyond what its calibration expects, its rows are flagged and kept (not removed) and the "
+        "preflight raises a high risk; 1 turns the per-check budget off"
+    )
+    max_removed_share: float = Field(
+        default=0.4, gt=0, le=1, description="removal budget for all checks together: above it, the check with the "
+        "largest share beyond its expected one is flagged and kept instead, until the rest fits; 1 turns it off"
+    )
 
     @field_validator("decisions")
     @classmethod

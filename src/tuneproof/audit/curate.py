@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tuneproof.audit._audit import AuditResult, audit
+from tuneproof.audit._budget import apply_budget
 from tuneproof.audit._base import SEVERE, CheckNotRun, Finding
 from tuneproof.audit.relevance import record_embeddings
 from tuneproof.config import AuditConfig, resolve_decision
@@ -72,6 +73,8 @@ class CurateResult:
             if name == "select" and "select" not in self.manifest.get("counts", {}).get("removed_by_check", {}):
                 continue
             decision = "remove" if name == "select" else resolve_decision(cfg.decisions[name], name, self.audit.context.task)
+            if name in self.manifest.get("budget", {}).get("suspended", []):
+                decision = "flag: over budget"
             status = info["status"]
             if status == "ran":
                 rows.append((name, decision, rules.get(name, ""), counts.get(name, 0)))
@@ -193,6 +196,10 @@ def curate(
 
     Decisions per check come from ``config.decisions`` (defaults: remove duplicates,
     severe low quality, off-domain and leakage; flag label issues, PII and too-long).
+    A removal budget then keeps what a check would remove beyond ``audit.max_check_removed_share``
+    of the rows, or all checks together beyond ``audit.max_removed_share``: those rows are
+    flagged and kept, and the manifest's ``budget`` says which, why, with examples
+    (:func:`tuneproof.audit._budget.apply_budget`).
 
     Args:
         data: the dataset path.
@@ -227,6 +234,7 @@ def curate(
         fields=fields, config=config, progress=progress, tokenizer=tokenizer, embedder=embedder,
     )  # fmt: skip
     removed, flagged = _decide(result)
+    budget = apply_budget(result, removed, flagged)
     candidates = [i for i in range(len(loaded.records)) if i not in removed]
     selection = None
     if select is not None and select < 1 and candidates:
@@ -265,6 +273,7 @@ def curate(
         "checks": {k: v["status"] for k, v in result.checks.items()},
         "settings": result.report()["settings"],
         "selection": selection,
+        "budget": budget,
         "counts": {
             "input_rows": total, "kept": len(kept), "removed": len(removed), "unreadable": len(loaded.rejected),
             "removed_by_check": dict(by_check.most_common()), "removed_by_reason": dict(by_reason.most_common()),

@@ -10,6 +10,7 @@ from typing import Any
 
 from tuneproof.config import RunConfig
 from tuneproof.evaluate._references import not_beaten
+from tuneproof.pipeline._own_causes import curation_cause, sweep_edge_cause
 from tuneproof.pipeline._preflight import ALPHA, POWER
 
 STRONG_REFERENCE = 0.95  # a reference this good (e.g. a linear probe) leaves little to win
@@ -36,7 +37,7 @@ def decide(cfg: RunConfig) -> dict[str, Any]:
         headline = f"improved: ship {deliverable}"
     else:
         headline = "not proven: do not ship"
-        causes = likely_causes(ev, pre, tr)
+        causes = likely_causes(ev, pre, tr, cfg)
     decision = {
         "ship": ship,
         "verdict": ev.get("verdict") if ev else "not_evaluated",
@@ -58,9 +59,19 @@ def _evidence(ev: dict[str, Any] | None) -> str:
             f"{ev.get('verdict_reason', '')}")  # fmt: skip
 
 
-def likely_causes(ev: dict[str, Any] | None, pre: dict[str, Any], tr: dict[str, Any]) -> list[dict[str, str]]:
-    """The causes that fit the evidence, most likely first; never empty."""
+def likely_causes(ev: dict[str, Any] | None, pre: dict[str, Any], tr: dict[str, Any],
+                  cfg: RunConfig | None = None) -> list[dict[str, str]]:  # fmt: skip
+    """The causes that fit the evidence, most likely first; never empty.
+
+    With ``cfg``, tuneproof's own stages are causes too, from the run's files
+    (:mod:`tuneproof.pipeline._own_causes`): curation that caused the shortage of training
+    records comes before the small test and the data problems it caused; curation that
+    removed a large share before a regression comes after the small test; a rate at the edge
+    of the lr sweep comes before the training budget.
+    """
     causes: list[dict[str, str]] = []
+    cured = curation_cause(cfg, ev, pre) if cfg is not None and ev else None
+    edge = sweep_edge_cause(cfg.run_dir, tr) if cfg is not None and ev else None
     if not ev:
         return [{"code": "not_evaluated", "evidence": "evaluate/eval.json is missing (stage off or failed)",
                  "next": "switch pipeline.stages.evaluate on and rerun; see pipeline.json for the failure"}]  # fmt: skip
@@ -79,6 +90,8 @@ def likely_causes(ev: dict[str, Any] | None, pre: dict[str, Any], tr: dict[str, 
     if guard.get("overfitting"):
         causes.append({"code": "overfitting", "evidence": f"the overfitting guard fired ({guard.get('rule') or 'rule'} at step "
                        f"{guard.get('detected_step')})", "next": "more data, fewer epochs, lower lr, or more dropout/weight decay"})  # fmt: skip
+    if cured and cured[1]:
+        causes.append(cured[0])
     mde = measured_mde(ev) or pre.get("min_detectable_effect") or {}
     gain = d["value"] if higher else -d["value"]
     if mde.get("value") is not None and abs(gain) < mde["value"]:
@@ -86,11 +99,15 @@ def likely_causes(ev: dict[str, Any] | None, pre: dict[str, Any], tr: dict[str, 
                        f"{mde['value']:.3g} for {mde.get('n_test')} test records (alpha {mde.get('alpha')}, power {mde.get('power')}; "
                        f"{mde.get('variance_source', 'preflight estimate')})",
                        "next": "evaluate on more test records (raise data.test_fraction or eval.limit), or aim for a larger effect"})  # fmt: skip
+    if cured and not cured[1]:
+        causes.append(cured[0])
     audit_risks = [r for r in pre.get("risks", []) if r["code"] in ("leakage", "duplicate_share", "data_noise", "too_few_examples")
                    and r["level"] != "low"]  # fmt: skip
     if audit_risks:
         r = audit_risks[0]
         causes.append({"code": "data_problem", "evidence": f"{r['code']}: {r['evidence']}", "next": r["fix"]})
+    if edge:
+        causes.append(edge)
     if tr and not tr.get("stopped_early") and not guard.get("overfitting"):
         best, last = tr.get("best_step"), tr.get("global_step")
         if best is not None and last and best >= last:

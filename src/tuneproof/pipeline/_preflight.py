@@ -23,6 +23,8 @@ _REF_PEAK_GB, _REF_BATCH_TOKENS = 5.5, 8 * 256
 DEFAULT_MIN_EFFECT = {"exact_match": 0.02, "token_f1": 0.02, "rouge_l": 0.02, "label_accuracy": 0.02,
                       "accuracy": 0.01, "macro_f1": 0.01, "auroc": 0.01, "nll": 0.05}  # fmt: skip
 ALPHA, POWER = 0.05, 0.8
+MIN_TRAIN_RECORDS = 200  # fewer training records: the too_few_examples risk
+DATA_NOISE_SHARE = 0.3  # curation removed more of the input rows: the data_noise risk
 
 
 def min_effect(cfg: RunConfig) -> float:
@@ -188,7 +190,7 @@ def _risk(code: str, level: str, evidence: str, fix: str) -> dict[str, str]:
 def _risks(cfg, train, val, lengths, final_steps, mde, curate_dir, audit_dir) -> list[dict[str, str]]:  # noqa: ANN001
     risks: list[dict[str, str]] = []
     n = len(train)
-    if n < 200:
+    if n < MIN_TRAIN_RECORDS:
         risks.append(_risk("too_few_examples", "high" if n < 50 else "medium", f"{n} training records after curation and split",
                            "add data: a few hundred clean examples is the usual minimum for a measurable gain"))
     manifest = _read_json(curate_dir / "manifest.json") if curate_dir else None
@@ -201,9 +203,13 @@ def _risks(cfg, train, val, lengths, final_steps, mde, curate_dir, audit_dir) ->
             risks.append(_risk("duplicate_share", "medium", f"{dup} of {total} input rows ({dup / total:.0%}) were duplicates "
                                "(removed by curation)", "find why the source repeats records; the kept data is deduplicated"))
         removed = counts.get("removed", 0)
-        if removed / total > 0.3:
+        held = (manifest.get("budget") or {}).get("flagged_and_kept", 0)
+        if removed / total > DATA_NOISE_SHARE:
             risks.append(_risk("data_noise", "medium", f"curation removed {removed} of {total} rows ({removed / total:.0%}): "
-                               f"{counts.get('removed_by_reason', {})}", "check the data source; see curate/removed.jsonl"))
+                               f"{counts.get('removed_by_reason', {})}" + (f"; {held} more were over the removal budget, "
+                               "flagged and kept (the curation_budget risk)" if held else ""),
+                               "check the data source; see curate/removed.jsonl"))  # fmt: skip
+        risks += _budget_risks(manifest)
     if audit_dir and (leak := _leakage_risk(cfg, audit_dir, manifest)):
         risks.append(leak)
     if trunc := _truncation_risk(cfg, lengths, audit_dir):
@@ -240,6 +246,40 @@ def _risks(cfg, train, val, lengths, final_steps, mde, curate_dir, audit_dir) ->
         risks.append(_risk("budget_under_one_epoch", "medium", f"the final training sees {seen} examples, fewer than the "
                            f"{n} training records", "raise train.max_steps (or unset it and use train.epochs)"))
     return risks
+
+
+def _budget_risks(manifest: dict[str, Any]) -> list[dict[str, str]]:
+    """A high risk per check whose removals the removal budget held back (``tuneproof.audit._budget``).
+
+    Those rows were flagged and kept: either the check's threshold does not fit this data (then
+    training on them is right) or the data really is that noisy (then the user must say so by
+    raising the budget). Either way it is a decision for the user, so strict mode stops here.
+    """
+    budget = manifest.get("budget") or {}
+    total = budget.get("total") or {}
+    risks = []
+    for check in budget.get("suspended", []):
+        e = budget["checks"][check]
+        examples = "; ".join(f'{x["id"]} "{x["text"][:60]}"' for x in e.get("examples", []))
+        per = _tenths_above(e["share"] - e["expected_share"])
+        need_total = _tenths_above(total.get("share", 0) - total.get("expected_share", 0))
+        need_total = max(per, need_total)
+        allow = f"audit.max_check_removed_share: {per:g}" + (
+            f" and audit.max_removed_share: {need_total:g}" if budget.get("max_removed_share", 1) < need_total else "")
+        first = (
+            "check the domain description (data.domain_text) or give domain references (data.domain)" if check == "off_domain"
+            else f"read the {check} findings in curate/findings.jsonl; if they are wrong, keep them (audit.decisions.{check}: flag)"
+        )  # fmt: skip
+        risks.append(_risk("curation_budget", "high", f"curation's {check} check would remove {e['would_remove']} of "
+                           f"{budget.get('rows')} rows ({e['share']:.0%}), over the removal budget ({e.get('why', '')}): "
+                           f"they were flagged and kept, e.g. {examples}",
+                           f"{first}; to remove them anyway set {allow}"))  # fmt: skip
+    return risks
+
+
+def _tenths_above(share: float) -> float:
+    """The smallest limit in tenths that admits ``share`` (0.81 -> 0.9), at most 1."""
+    return min(1.0, math.ceil(round(share * 10, 6)) / 10)
 
 
 def _n_for(mde: dict[str, Any], target: float) -> int:

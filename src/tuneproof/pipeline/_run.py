@@ -349,11 +349,13 @@ def run_evaluate(ctx: Ctx) -> list[Path]:
     from tuneproof.models import inference_device
     from tuneproof.train import resolve_bf16
 
-    # Scoring follows train.bf16 on the device it runs on (the GPU when there is one).
+    # Scoring follows train.bf16 on the device it runs on (the GPU when there is one). The probe
+    # and the cheap references learn from the data the tuned model trained on (the raw data when
+    # the curation A/B reverted curation).
     bf16 = resolve_bf16(cfg.train.bf16, on_gpu=inference_device().type == "cuda")
     res = evaluate(cfg.model.name, ctx.dir("train") / "model", split / "test.jsonl", out, task=cfg.task,
                    config=cfg.eval.model_copy(update={"min_effect": min_effect(cfg)}),
-                   train=split / "train.jsonl", labels=cfg.model.labels,
+                   train=_train_file(ctx) or split / "train.jsonl", labels=cfg.model.labels,
                    seed=cfg.train.seed, max_length=cfg.model.max_length, bf16=bf16,
                    tracking_uri=cfg.tracking.resolved_uri(), experiment=cfg.tracking.experiment,
                    parent_run_id=ctx.parent_run_id, console=ctx.console)  # fmt: skip

@@ -432,6 +432,11 @@ class AuditConfig(_Section):
     off_domain_quantile: float = Field(
         default=0.02, gt=0, lt=0.5, description="calibration: the references' leave-one-out score quantile used as threshold"
     )
+    calibration_rate: float = Field(
+        default=0.02, gt=0, lt=0.5, description="low_quality calibration: the share of in-domain text each text rule "
+        "may flag; a rule's threshold is raised until it flags at most this share of the domain references, or, "
+        "without references, to the data's own outlier fence for this share under a normal model"
+    )
     off_domain_k: int = Field(
         default=10, ge=1, le=100, description="a record's relevance is its mean cosine similarity to this many nearest "
         "domain references (capped at the references less one)"

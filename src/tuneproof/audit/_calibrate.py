@@ -4,10 +4,10 @@ A text rule (the share of a text inside repeated phrases, the similarity of a re
 the domain...) is a numeric measure and a threshold. A threshold set on web text misfires
 on other prose, so each check calibrates it where it runs, by one of two principles:
 
-- **On references.** Domain references are in-domain by definition, so a threshold may flag
-  at most the target share (``rate``, about 2%) of them. :func:`reference_threshold` raises a
-  rule's default until it does; it never lowers it, as references that are cleaner than the
-  default demands say nothing about what garbage looks like.
+- **On references.** Domain references are in-domain by definition, so a check may flag at
+  most the target share (``rate``, about 2%) of them. :func:`reference_thresholds` raises its
+  rules' defaults until it does; it never lowers them, as references that are cleaner than
+  the defaults demand say nothing about what garbage looks like.
 - **On the data's bulk.** Without references, the bulk of the data is assumed to be the
   domain, and a record may only be flagged as an outlier of the data's own distribution:
   :func:`robust_fence` takes the larger of the default and ``median + z * 1.4826 * MAD``, and
@@ -15,12 +15,14 @@ on other prose, so each check calibrates it where it runs, by one of two princip
   the off-domain records. ``z`` is the standard-normal quantile of ``1 - rate``: under a
   normal model of the in-domain measure, a fence at ``z`` robust standard deviations flags
   ``rate`` of in-domain text. The median and the MAD ignore up to half of the data, so a
-  minority of bad records cannot move the fence towards themselves.
+  minority of bad records cannot move the fence towards themselves. A check with several
+  rules gives each ``rate / m`` of its ``m`` rules (Bonferroni), so that any rule firing
+  stays within ``rate``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -30,7 +32,7 @@ __all__ = [
     "MIN_FIT",
     "clipped_fit",
     "normal_tail",
-    "reference_threshold",
+    "reference_thresholds",
     "robust_fence",
     "z_for_rate",
 ]
@@ -64,41 +66,60 @@ def normal_tail(threshold: float, centre: float, sigma: float, *, upper: bool = 
     return 1.0 - NormalDist().cdf(z) if upper else NormalDist().cdf(z)
 
 
-def reference_threshold(values: Sequence[float], default: float, rate: float) -> dict:
-    """A rule's threshold (flag above it) calibrated on its measure over the references.
+def reference_thresholds(values: Mapping[str, Sequence[float]], defaults: Mapping[str, float], rate: float) -> dict:
+    """The thresholds (flag above) of several rules of one check, calibrated on their
+    measures over the same references so that the check, any rule firing, flags at most
+    ``floor(rate * n)`` of the ``n`` references.
 
-    The default stays when it flags at most ``rate`` of the references; otherwise the
-    threshold is the references' ``1 - rate`` quantile, above which at most ``rate`` of them
-    lie. The expected share of new in-domain text above a threshold that ``k`` of ``n``
-    exchangeable references exceed is at most ``(k + 1) / (n + 1)``, whatever the
-    distribution.
+    Thresholds start at their defaults and are only raised: while too many references are
+    flagged, the rule that fires on most of them is raised to the lowest of its measures
+    above it (that reference and its ties stop firing). A rule that fires on no reference
+    keeps its default: references cleaner than the default demands say nothing of garbage.
+    With fewer than 50 references none may be flagged. The expected share of new in-domain
+    text that a threshold exceeded by ``k`` of ``n`` exchangeable references flags is at most
+    ``(k + 1) / (n + 1)``, whatever the distribution.
+
+    Args:
+        values: rule -> its measure on each reference, in the same reference order (0 where
+            the rule does not apply).
+        defaults: rule -> its default threshold.
+        rate: the target share of references the check may flag.
 
     Returns:
-        ``threshold``, ``default``, ``default_flags`` (the share of references the default
-        flags), ``flags`` (the share the threshold flags), ``expected_false_positive_rate``,
-        ``references`` and ``calibrated`` (whether the threshold moved).
+        ``rules`` (per rule: ``threshold``, ``default``, ``calibrated``, ``default_flags`` and
+        ``flags``, the shares of the references above the default and the threshold),
+        ``references``, ``default_flags`` and ``flags`` (the check's shares, any rule) and
+        ``expected_false_positive_rate``.
 
     Example:
-        >>> r = reference_threshold([0.1] * 45 + [0.3] * 5, default=0.15, rate=0.02)
-        >>> r["calibrated"], round(r["threshold"], 4), r["default_flags"], r["flags"]
-        (True, 0.3, 0.1, 0.0)
+        >>> r = reference_thresholds({"a": [0.1] * 45 + [0.3] * 5, "b": [0.0] * 50}, {"a": 0.15, "b": 0.5}, 0.02)
+        >>> r["rules"]["a"]["threshold"], r["rules"]["a"]["default_flags"], r["rules"]["b"]["calibrated"], r["flags"]
+        (0.3, 0.1, False, 0.0)
     """
-    v = np.asarray(values, dtype=float)
+    names = list(values)
+    v = np.array([values[k] for k in names], dtype=float).T.reshape(-1, len(names))
     n = len(v)
-    default_flags = float((v > default).mean()) if n else 0.0
-    threshold = default
-    if n and default_flags > rate:
-        threshold = max(default, float(np.quantile(v, 1.0 - rate)))
-    k = int((v > threshold).sum())
+    default = np.array([defaults[k] for k in names], dtype=float)
+    t = default.copy()
+    allowed = int(np.floor(rate * n))
+    while True:
+        over = v > t
+        flagged = over.any(axis=1)
+        if flagged.sum() <= allowed:
+            break
+        r = int(np.argmax(over[flagged].sum(axis=0)))
+        t[r] = float(v[over[:, r], r].min())
+    share = (lambda a: round(float(a.mean()), 4) if n else 0.0)  # noqa: E731
+    rules = {
+        k: {"threshold": float(t[j]), "default": float(default[j]), "calibrated": bool(t[j] > default[j]),
+            "default_flags": share(v[:, j] > default[j]), "flags": share(v[:, j] > t[j])}
+        for j, k in enumerate(names)
+    }  # fmt: skip
+    k_flagged = int((v > t).any(axis=1).sum())
     return {
-        "threshold": threshold,
-        "default": default,
-        "calibrated": threshold > default,
-        "references": n,
-        "default_flags": round(default_flags, 4),
-        "flags": round(k / n, 4) if n else 0.0,
-        "expected_false_positive_rate": round((k + 1) / (n + 1), 4),
-    }
+        "rules": rules, "references": n, "default_flags": share((v > default).any(axis=1)),
+        "flags": share((v > t).any(axis=1)), "expected_false_positive_rate": round((k_flagged + 1) / (n + 1), 4),
+    }  # fmt: skip
 
 
 def robust_fence(values: Sequence[float], default: float, rate: float) -> dict:

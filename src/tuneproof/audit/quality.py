@@ -13,11 +13,13 @@ phrases, of symbols, of tokens that are not words...) has a default threshold fr
 set on web text, which other prose can exceed by nature (legal text repeats phrases). The
 check calibrates each threshold where it runs (:mod:`tuneproof.audit._calibrate`):
 
-- with domain references, which are in-domain by definition, a threshold is raised (never
-  lowered) until it flags at most ``audit.calibration_rate`` (2%) of the references;
-- otherwise the bulk of the data is taken as the domain, and a threshold is the larger of
-  the default and the data's own outlier fence ``median + z * 1.4826 * MAD`` (``z`` the
-  normal quantile of ``1 - calibration_rate``): a rule only flags outliers of the data.
+- the bulk of the data is taken as the domain, and a threshold is the larger of the default
+  and the data's own outlier fence ``median + z * 1.4826 * MAD`` (``z`` the normal quantile of
+  ``1 - calibration_rate / m``, the rate split over the ``m`` rules): a rule only flags
+  outliers of the data;
+- with domain references, which are in-domain by definition, the thresholds are also raised
+  (never lowered) until the check flags at most ``audit.calibration_rate`` (2%) of the
+  references: a record must be beyond what the references allow and an outlier of the data.
 
 Mojibake, control characters, lorem ipsum, an empty completion and a copied prompt are
 faults whatever the domain: they are not calibrated. ``audit.json`` reports the calibration
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuneproof.audit._base import SEVERE, WARNING, Context, Finding, completion_text, normalize, progress, prompt_text, record_text
-from tuneproof.audit._calibrate import reference_threshold, robust_fence
+from tuneproof.audit._calibrate import MIN_FIT, normal_tail, reference_thresholds, robust_fence
 from tuneproof.data import Record, Schema
 
 __all__ = ["RULES", "LowQualityCheck", "Rule", "calibrate_rules", "quality_problems", "record_measures", "text_measures"]
@@ -275,60 +277,89 @@ def _reference_records(context: Context) -> list[Record]:
     return [Record(f"domain:{i}", Schema.TEXT, {"text": t}) for i, t in enumerate(texts, 1)]
 
 
+def _fences(measures: Sequence[dict[str, tuple[float, str]]], rate: float) -> tuple[dict[str, dict[str, Any]], int]:
+    """Each rule's outlier fence on the data's own measure; the rate is split over the rules
+    that have enough values to fit, so that any of them firing stays within ``rate``."""
+    fitted = {name: [m[name][0] for m in measures if name in m] for name in RULES}
+    m_rules = max(1, sum(len(v) >= MIN_FIT for v in fitted.values()))
+    return {name: robust_fence(fitted[name], rule.default, rate / m_rules) for name, rule in RULES.items()}, m_rules
+
+
 def calibrate_rules(
     measures: Sequence[dict[str, tuple[float, str]]],
     reference_measures: Sequence[dict[str, tuple[float, str]]] | None,
     rate: float,
 ) -> tuple[dict[str, float], dict[str, Any], dict[str, str]]:
-    """Each rule's threshold, calibrated on the references when there are any, else on the
-    data's own distribution of the rule's measure (see the module docstring).
+    """Each rule's threshold: the larger of the data's own outlier fence and, with domain
+    references, the threshold that lets the check flag at most ``rate`` of them (see the
+    module docstring). A record is then flagged only when the references do not allow its
+    measure and it is an outlier of the data's bulk: with few references, their calibration
+    alone sits at their maximum per rule, which more than ``rate`` of in-domain text exceeds
+    once several rules add up.
 
     Args:
         measures: :func:`record_measures` of every record of the data.
         reference_measures: :func:`record_measures` of every domain reference, or None.
-        rate: the target share of in-domain text a rule may flag.
+        rate: the target share of in-domain text the check may flag.
 
     Returns:
         the thresholds by rule, the calibration entry for ``audit.json`` (``method``, ``how``,
         ``target_rate``, ``expected_false_positive_rate``, ``recalibrated`` and per rule its
-        ``threshold``, ``default``, ``default_flags``...), and by recalibrated rule the note
-        that a finding's reason gives.
+        ``threshold``, ``default``, ``data_fence`` and ``references`` facts), and by
+        recalibrated rule the note that a finding's reason gives.
     """
+    fences, m_rules = _fences(measures, rate)
+    ref = None
+    if reference_measures:
+        values = {name: [m[name][0] if name in m else 0.0 for m in reference_measures] for name in RULES}
+        ref = reference_thresholds(values, DEFAULTS, rate)
     rules: dict[str, dict[str, Any]] = {}
     notes: dict[str, str] = {}
-    if reference_measures:
-        n = len(reference_measures)
-        for name, rule in RULES.items():
-            info = reference_threshold([m[name][0] if name in m else 0.0 for m in reference_measures], rule.default, rate)
-            rules[name] = info
-            if info["calibrated"]:
-                notes[name] = (f"calibrated on the {n} domain references: the default {rule.default:.0%} flagged "
-                               f"{info['default_flags']:.0%} of them")  # fmt: skip
-        flagged = sum(any(v > rules[k]["threshold"] for k, (v, _) in m.items()) for m in reference_measures)
-        expected = (flagged + 1) / (n + 1)
-        method = "references"
-        how = (f"each threshold is its default, raised (never lowered) until it flags at most {rate:.0%} of the "
-               f"{n} domain references; expected false-positive rate (k + 1) / (n + 1), k of the n references "
-               "flagged by any rule")  # fmt: skip
+    tails = []
+    for name, rule in RULES.items():
+        fence, why = fences[name], []
+        floor = rule.default
+        info: dict[str, Any] = {"default": rule.default, "data_fence": fence}
+        if ref is not None:
+            info["references"] = r = ref["rules"][name]
+            floor = r["threshold"]
+            if r["calibrated"]:
+                why.append(f"calibrated on the {ref['references']} domain references: the default "
+                           f"{rule.default:.0%} flagged {r['default_flags']:.0%} of them")  # fmt: skip
+        if fence["threshold"] > floor:
+            why.append(f"the data's own outlier fence, median {fence['median']:.0%} + {fence['z']} x "
+                       f"{fence['sigma']:.1%}; the default {rule.default:.0%} flagged {fence['default_flags']:.0%} "
+                       "of the records")  # fmt: skip
+        info.update(threshold=max(floor, fence["threshold"]), calibrated=max(floor, fence["threshold"]) > rule.default)
+        if "sigma" in fence:
+            tails.append(normal_tail(info["threshold"], fence["median"], fence["sigma"]))
+        if why:
+            notes[name] = "; ".join(why)
+        rules[name] = info
+    if tails:
+        expected = round(min(1.0, sum(tails)), 4)
     else:
-        for name, rule in RULES.items():
-            info = robust_fence([m[name][0] for m in measures if name in m], rule.default, rate)
-            rules[name] = info
-            if info["calibrated"]:
-                notes[name] = (f"the data's own outlier fence, median {info['median']:.0%} + {info['z']} x "
-                               f"{info['sigma']:.1%}; the default {rule.default:.0%} flagged {info['default_flags']:.0%} "
-                               "of the records")  # fmt: skip
-        expected = min(1.0, sum(info.get("expected_false_positive_rate", 0.0) for info in rules.values()))
-        method = "data outlier fence"
-        how = (f"no domain references: the bulk of the data is taken as the domain; each threshold is the larger "
-               f"of its default and median + z x 1.4826 MAD of the records' own measure (z for {rate:.0%} under a "
-               "normal model); expected false-positive rate: the normal tails above the thresholds, summed over the "
-               "rules")  # fmt: skip
+        expected = ref["expected_false_positive_rate"] if ref is not None else None
     entry = {
-        "method": method, "how": how, "target_rate": rate, "expected_false_positive_rate": round(expected, 4),
+        "method": ("references and the data's outlier fence" if ref is not None else "data outlier fence"),
+        "how": _how(rate, m_rules, ref), "target_rate": rate, "rate_per_rule": round(rate / m_rules, 5),
+        "expected_false_positive_rate": expected,
+        **({"references": ref["references"], "references_flagged_by_default": ref["default_flags"],
+            "references_flagged": ref["flags"]} if ref is not None else {}),
         "recalibrated": [name for name, info in rules.items() if info["calibrated"]], "rules": rules,
     }  # fmt: skip
     return {name: info["threshold"] for name, info in rules.items()}, entry, notes
+
+
+def _how(rate: float, m_rules: int, ref: dict[str, Any] | None) -> str:
+    fence = (f"the data's own outlier fence median + z x 1.4826 MAD of the records' measure, z for {rate:.0%} split "
+             f"over the {m_rules} rules fitted (normal model)")  # fmt: skip
+    tail = ("expected false-positive rate: the normal tails above the thresholds, summed over the rules (with too "
+            "few records to fit: (k + 1) / (n + 1), k of the n references flagged)")  # fmt: skip
+    if ref is None:
+        return f"no domain references: the bulk of the data is taken as the domain; each threshold is the larger of its default and {fence}; {tail}"
+    return (f"each threshold is the larger of its default raised (never lowered) until the check flags at most "
+            f"{rate:.0%} of the {ref['references']} domain references, and {fence}; {tail}")
 
 
 class LowQualityCheck:

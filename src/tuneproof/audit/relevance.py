@@ -17,9 +17,10 @@ counted once, as a copy would otherwise be its own nearest neighbour.
 The references are few next to the data, so their 2% quantile is a noisy estimate (with 40
 references it sits near their lowest score). The data's own scores add a second, larger
 sample: the bulk of the records that resemble the references is in-domain, so its centre
-and spread are fitted by one-sided sigma clipping (:func:`~tuneproof.audit._calibrate.clipped_fit`,
-started from the references' median and robust spread, so a bulk the references describe is
-found even when off-domain records are many), and its low fence is ``centre - z * sigma``, ``z``
+and spread are fitted robustly (:func:`~tuneproof.audit._calibrate.bulk_fit`: the half-sample
+mode and the spread of the scores above it, which off-domain records do not reach; scores
+more than 3 robust standard deviations below the references' own are left out first, so a
+bulk the references describe is found even when off-domain records are many), and its low fence is ``centre - z * sigma``, ``z``
 the normal quantile of ``1 - audit.off_domain_quantile``. A record is flagged only when it is
 below the references' threshold *and* below the data's fence: each bounds the in-domain share
 flagged, so the lower bound of the two holds. With fewer than 20 records the references
@@ -28,8 +29,8 @@ decide alone.
 With a description only there are no in-domain examples, and an absolute cosine means
 different things for different descriptions and texts (one sentence about five news topics
 is far from every article). The bulk of the data is taken as the domain: the similarity
-scores are fitted the same way (sigma clipping from the data's own median and MAD: up to
-about 40% of low outliers leave the fit) and the low outliers below ``centre - z * sigma``
+scores are fitted the same way (the half-sample mode and the spread above it: up to about
+40% of low outliers leave the fit unchanged) and the low outliers below ``centre - z * sigma``
 are flagged; under a normal model of in-domain scores that flags ``audit.off_domain_quantile``
 of them. Below 20 records nothing can be fitted and the check does not run unless
 ``audit.off_domain_threshold`` is set. A user-set threshold always overrides the calibration.
@@ -58,7 +59,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from tuneproof.audit._base import _WORD, SEVERE, CheckNotRun, Context, Finding, record_text, words
-from tuneproof.audit._calibrate import MAD_TO_SIGMA, MIN_FIT, clipped_fit, normal_tail, z_for_rate
+from tuneproof.audit._calibrate import MAD_TO_SIGMA, MIN_FIT, bulk_fit, normal_tail, z_for_rate
 from tuneproof.audit.dedup import MIN_WORDS, shared_affix
 from tuneproof.data import Record
 
@@ -272,15 +273,15 @@ def _reference_scores(records: Sequence[Record], vectors: np.ndarray, context: C
     return out
 
 
-def _data_fence(scores: np.ndarray, rate: float, start: tuple[float, float] | None = None) -> dict:
-    """The data's own low-outlier fence ``centre - z * sigma`` from a one-sided sigma-clipped
-    fit of its scores, with the fit's parameters and the expected in-domain share below it."""
-    centre, sigma, clipped = clipped_fit(scores, start=start)
+def _data_fence(scores: np.ndarray, rate: float, floor: float | None = None) -> dict:
+    """The data's own low-outlier fence ``centre - z * sigma`` from a robust fit of the bulk of
+    its scores, with the fit's parameters and the expected in-domain share below it."""
+    centre, sigma = bulk_fit(scores, floor=floor)
     z = z_for_rate(rate)
     threshold = centre - z * sigma
     return {
         "threshold": threshold, "centre": round(centre, 4), "sigma": round(sigma, 4), "z": round(z, 3),
-        "clipped": clipped, "records": len(scores), "flags": round(float((scores < threshold).mean()), 4),
+        "records": len(scores), "flags": round(float((scores < threshold).mean()), 4),
         "expected_false_positive_rate": round(normal_tail(threshold, centre, sigma, upper=False), 4),
     }  # fmt: skip
 
@@ -302,8 +303,8 @@ def _calibrate_on_references(scores: np.ndarray, loo: np.ndarray, quantile: floa
         entry.update(threshold=round(t_ref, 4), expected_false_positive_rate=round(high, 4),
                      rule=f"score < the references' threshold ({len(scores)} records: too few to fit the data's own)")  # fmt: skip
         return t_ref, f"calibrated: {source}; more references narrow this", entry
-    start = (float(np.median(loo)), MAD_TO_SIGMA * float(np.median(np.abs(loo - np.median(loo)))))
-    fence = _data_fence(scores, quantile, start)
+    floor = float(np.median(loo)) - 3 * MAD_TO_SIGMA * float(np.median(np.abs(loo - np.median(loo))))
+    fence = _data_fence(scores, quantile, floor)
     threshold = min(t_ref, fence["threshold"])
     expected = min(high, fence["expected_false_positive_rate"])
     entry.update(
@@ -313,8 +314,8 @@ def _calibrate_on_references(scores: np.ndarray, loo: np.ndarray, quantile: floa
     )  # fmt: skip
     source = (
         f"calibrated: the lower of {source}, and the data's own low-outlier fence {fence['threshold']:.3f} "
-        f"(centre {fence['centre']:.3f} - {fence['z']} x sigma {fence['sigma']:.3f} of the records' scores, sigma-"
-        f"clipped from the references' spread); expected to flag about {expected:.1%} of in-domain text"
+        f"(centre {fence['centre']:.3f} - {fence['z']} x sigma {fence['sigma']:.3f}, a robust fit of the bulk of "
+        f"the records' scores); expected to flag about {expected:.1%} of in-domain text"
     )
     return threshold, source, entry
 
@@ -332,8 +333,7 @@ def _calibrate_on_data(scores: np.ndarray, quantile: float) -> tuple[float, str,
              "rule": "score < centre - z x sigma of the records' own scores (the bulk is taken as the domain)"}  # fmt: skip
     source = (
         f"the data's own low-outlier fence: centre {fence['centre']:.3f} - {fence['z']} x sigma {fence['sigma']:.3f} "
-        f"of the records' similarity to the description (the bulk taken as the domain; {fence['clipped']} low "
-        f"scores left out of the fit); expected to flag {fence['expected_false_positive_rate']:.1%} of in-domain "
+        f"of the records' similarity to the description (a robust fit of their bulk, taken as the domain); expected to flag {fence['expected_false_positive_rate']:.1%} of in-domain "
         "text under a normal model"
     )
     return fence["threshold"], source, entry

@@ -58,7 +58,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from tuneproof.audit._base import _WORD, SEVERE, CheckNotRun, Context, Finding, record_text, words
+from tuneproof.audit._base import _WORD, SEVERE, CheckNotRun, Context, Finding, normalize, record_text, words
 from tuneproof.audit._calibrate import MAD_TO_SIGMA, MIN_FIT, bulk_fit, normal_tail, z_for_rate
 from tuneproof.audit.dedup import MIN_WORDS, shared_affix
 from tuneproof.data import Record
@@ -339,6 +339,13 @@ def _calibrate_on_data(scores: np.ndarray, quantile: float) -> tuple[float, str,
     return fence["threshold"], source, entry
 
 
+def _distinct(scores: np.ndarray, records: Sequence[Record]) -> np.ndarray:
+    """The scores of distinct texts: many copies of one off-domain text would otherwise be
+    a peak of their own that the fit of the bulk could take for the domain."""
+    first = {normalize(record_text(r)): i for i, r in reversed(list(enumerate(records)))}
+    return scores[sorted(first.values())]
+
+
 class OffDomainCheck:
     """Records whose similarity to the domain falls below the threshold."""
 
@@ -360,9 +367,9 @@ class OffDomainCheck:
             threshold, source = cfg.off_domain_threshold, "set by the user"
             entry = {"method": "set by the user", "threshold": threshold}
         elif context.domain:
-            threshold, source, entry = _calibrate_on_references(scores, scored["loo"], cfg.off_domain_quantile)
+            threshold, source, entry = _calibrate_on_references(_distinct(scores, records), scored["loo"], cfg.off_domain_quantile)
         else:
-            threshold, source, entry = _calibrate_on_data(scores, cfg.off_domain_quantile)
+            threshold, source, entry = _calibrate_on_data(_distinct(scores, records), cfg.off_domain_quantile)
         context.extras["relevance"] = scores
         context.extras.setdefault("calibration", {})[self.name] = entry
         context.extras["off_domain_threshold"] = {

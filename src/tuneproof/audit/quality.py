@@ -357,7 +357,8 @@ def _how(rate: float, m_rules: int, ref: dict[str, Any] | None) -> str:
     tail = ("expected false-positive rate: the normal tails above the thresholds, summed over the rules (with too "
             "few records to fit: (k + 1) / (n + 1), k of the n references flagged)")  # fmt: skip
     if ref is None:
-        return f"no domain references: the bulk of the data is taken as the domain; each threshold is the larger of its default and {fence}; {tail}"
+        return (f"no domain references: the bulk of the data is taken as the domain; each threshold is the larger "
+                f"of its default and {fence}; {tail}")  # fmt: skip
     return (f"each threshold is the larger of its default raised (never lowered) until the check flags at most "
             f"{rate:.0%} of the {ref['references']} domain references, and {fence}; {tail}")
 

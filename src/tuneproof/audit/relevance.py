@@ -20,17 +20,17 @@ sample: the bulk of the records that resemble the references is in-domain, so it
 and spread are fitted robustly (:func:`~tuneproof.audit._calibrate.bulk_fit`: the half-sample
 mode and the spread of the scores above it, which off-domain records do not reach; scores
 more than 3 robust standard deviations below the references' own are left out first, so a
-bulk the references describe is found even when off-domain records are many), and its low fence is ``centre - z * sigma``, ``z``
-the normal quantile of ``1 - audit.off_domain_quantile``. A record is flagged only when it is
-below the references' threshold *and* below the data's fence: each bounds the in-domain share
-flagged, so the lower bound of the two holds. With fewer than 20 records the references
+bulk the references describe is found even when off-domain records are many), and its low
+fence is ``centre - z * sigma``, ``z`` the normal quantile of ``1 - audit.off_domain_quantile``.
+A record is flagged only when it is below the references' threshold *and* below the data's
+fence: each bounds the in-domain share flagged, so the lower bound of the two holds. With fewer than 20 records the references
 decide alone.
 
 With a description only there are no in-domain examples, and an absolute cosine means
 different things for different descriptions and texts (one sentence about five news topics
 is far from every article). The bulk of the data is taken as the domain: the similarity
 scores are fitted the same way (the half-sample mode and the spread above it: up to about
-40% of low outliers leave the fit unchanged) and the low outliers below ``centre - z * sigma``
+40% of low outliers, well below the bulk, leave the fit nearly unchanged) and the low outliers below ``centre - z * sigma``
 are flagged; under a normal model of in-domain scores that flags ``audit.off_domain_quantile``
 of them. Below 20 records nothing can be fitted and the check does not run unless
 ``audit.off_domain_threshold`` is set. A user-set threshold always overrides the calibration.
@@ -333,7 +333,8 @@ def _calibrate_on_data(scores: np.ndarray, quantile: float) -> tuple[float, str,
              "rule": "score < centre - z x sigma of the records' own scores (the bulk is taken as the domain)"}  # fmt: skip
     source = (
         f"the data's own low-outlier fence: centre {fence['centre']:.3f} - {fence['z']} x sigma {fence['sigma']:.3f} "
-        f"of the records' similarity to the description (a robust fit of their bulk, taken as the domain); expected to flag {fence['expected_false_positive_rate']:.1%} of in-domain "
+        f"of the records' similarity to the description (a robust fit of their bulk, taken as the domain); "
+        f"expected to flag {fence['expected_false_positive_rate']:.1%} of in-domain "
         "text under a normal model"
     )
     return fence["threshold"], source, entry

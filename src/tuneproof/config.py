@@ -435,9 +435,9 @@ class AuditConfig(_Section):
         "and the share of in-domain scores below the data's own fitted fence under a normal model"
     )
     calibration_rate: float = Field(
-        default=0.02, gt=0, lt=0.5, description="low_quality calibration: the share of in-domain text each text rule "
-        "may flag; a rule's threshold is raised until it flags at most this share of the domain references, or, "
-        "without references, to the data's own outlier fence for this share under a normal model"
+        default=0.02, gt=0, lt=0.5, description="low_quality calibration: the share of in-domain text the check may flag; "
+        "its rules' thresholds are raised (never lowered) until it flags at most this share of the domain "
+        "references, and to the data's own outlier fences (this share split over the rules, normal model)"
     )
     off_domain_k: int = Field(
         default=10, ge=1, le=100, description="a record's relevance is its mean cosine similarity to this many nearest "

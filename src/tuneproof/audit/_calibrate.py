@@ -73,8 +73,8 @@ def reference_thresholds(values: Mapping[str, Sequence[float]], defaults: Mappin
     ``floor(rate * n)`` of the ``n`` references.
 
     Thresholds start at their defaults and are only raised: while too many references are
-    flagged, the rule that fires on most of them is raised to the lowest of its measures
-    above it (that reference and its ties stop firing). A rule that fires on no reference
+    flagged, the rule that fires on most of them is raised past as many of its lowest
+    measures above it as there are references too many (those and their ties stop firing). A rule that fires on no reference
     keeps its default: references cleaner than the default demands say nothing of garbage.
     With fewer than 50 references none may be flagged. The expected share of new in-domain
     text that a threshold exceeded by ``k`` of ``n`` exchangeable references flags is at most
@@ -109,7 +109,8 @@ def reference_thresholds(values: Mapping[str, Sequence[float]], defaults: Mappin
         if flagged.sum() <= allowed:
             break
         r = int(np.argmax(over[flagged].sum(axis=0)))
-        t[r] = float(v[over[:, r], r].min())
+        above = np.sort(v[over[:, r], r])
+        t[r] = float(above[min(len(above), int(flagged.sum()) - allowed) - 1])
     share = (lambda a: round(float(a.mean()), 4) if n else 0.0)  # noqa: E731
     rules = {
         k: {"threshold": float(t[j]), "default": float(default[j]), "calibrated": bool(t[j] > default[j]),

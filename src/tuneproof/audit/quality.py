@@ -80,8 +80,6 @@ def _wordlike_share(tokens: list[str]) -> float:
     return good / len(tokens)
 
 
-
-
 @dataclass(frozen=True)
 class Rule:
     """A severe rule with a numeric measure: a text is flagged when its measure is above the
@@ -90,24 +88,22 @@ class Rule:
     Attributes:
         code: the finding's code, e.g. ``repeated n-grams``.
         default: the threshold before calibration (Gopher's, set on web text).
-        per_part: judged on the prompt and the completion apart (else on the whole record).
         sentence: the measure in words, formatted with ``value``.
     """
 
     code: str
     default: float
-    per_part: bool
     sentence: str
 
 
 RULES: dict[str, Rule] = {
-    "non_words": Rule("garbled text", 1 - WORDLIKE_MIN, False, "{value:.0%} of its tokens do not look like words; the text looks garbled"),
-    "symbols": Rule("mostly symbols", SYMBOL_RATIO, False, "{value:.0%} of its characters are symbols"),
-    "repeated_lines": Rule("repeated lines", DUP_LINE_FRACTION, True, "{value:.0%} of its lines repeat earlier lines"),
-    "repeated_word": Rule("repeated words", REPEATED_WORD_FRACTION, True, "one word makes up {value:.0%} of the text"),
-    **{f"top_{n}gram": Rule("repeated n-grams", limit, True, f"the most common {n}-word phrase covers {{value:.0%}} of the text")
+    "non_words": Rule("garbled text", 1 - WORDLIKE_MIN, "{value:.0%} of its tokens do not look like words; the text looks garbled"),
+    "symbols": Rule("mostly symbols", SYMBOL_RATIO, "{value:.0%} of its characters are symbols"),
+    "repeated_lines": Rule("repeated lines", DUP_LINE_FRACTION, "{value:.0%} of its lines repeat earlier lines"),
+    "repeated_word": Rule("repeated words", REPEATED_WORD_FRACTION, "one word makes up {value:.0%} of the text"),
+    **{f"top_{n}gram": Rule("repeated n-grams", limit, f"the most common {n}-word phrase covers {{value:.0%}} of the text")
        for n, limit in TOP_NGRAM_FRACTION.items()},
-    **{f"dup_{n}gram": Rule("repeated n-grams", limit, True, f"{{value:.0%}} of the text sits in repeated {n}-word phrases")
+    **{f"dup_{n}gram": Rule("repeated n-grams", limit, f"{{value:.0%}} of the text sits in repeated {n}-word phrases")
        for n, limit in DUP_NGRAM_FRACTION.items()},
 }  # fmt: skip
 DEFAULTS = {name: rule.default for name, rule in RULES.items()}

@@ -427,10 +427,17 @@ class AuditConfig(_Section):
         le=1,
         description="relevance score (mean cosine similarity to the nearest references, or to the "
         "description) below which a record is off-domain; unset "
-        "calibrates it from the references (or uses 0.15 with --domain-text)",
+        "calibrates it from the references and the data's own scores (with --domain-text: the low "
+        "outliers of the data's own scores)",
     )
     off_domain_quantile: float = Field(
-        default=0.02, gt=0, lt=0.5, description="calibration: the references' leave-one-out score quantile used as threshold"
+        default=0.02, gt=0, lt=0.5, description="calibration: the references' leave-one-out score quantile used as threshold, "
+        "and the share of in-domain scores below the data's own fitted fence under a normal model"
+    )
+    calibration_rate: float = Field(
+        default=0.02, gt=0, lt=0.5, description="low_quality calibration: the share of in-domain text the check may flag; "
+        "its rules' thresholds are raised (never lowered) until it flags at most this share of the domain "
+        "references, and to the data's own outlier fences (this share split over the rules, normal model)"
     )
     off_domain_k: int = Field(
         default=10, ge=1, le=100, description="a record's relevance is its mean cosine similarity to this many nearest "

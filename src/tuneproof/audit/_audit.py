@@ -67,9 +67,14 @@ class AuditResult:
         return [f for f in self.findings if f.check == check]
 
     def report(self) -> dict[str, Any]:
-        """The content of audit.json."""
+        """The content of audit.json; ``calibration`` says, per text-judging check, how its
+        thresholds were calibrated on the data at hand and its expected false-positive rate."""
         extras = {k: v for k, v in self.context.extras.items() if k in ("off_domain_threshold", "max_tokens", "label_features")}
-        return {"stats": self.stats, "checks": self.checks, "settings": extras, "config": self.config.model_dump(mode="json")}
+        calibration = self.context.extras.get("calibration", {})
+        return {
+            "stats": self.stats, "checks": self.checks, "settings": extras, "calibration": calibration,
+            "config": self.config.model_dump(mode="json"),
+        }  # fmt: skip
 
     def write(self, out: str | Path) -> Path:
         """Write ``findings.jsonl`` and ``audit.json`` into ``out``; return the folder."""
@@ -157,10 +162,12 @@ def audit(
     cfg = config or AuditConfig()
     loaded = data if isinstance(data, LoadResult) else load_records(data, fields=fields)
     records = loaded.records
+    refs = _texts_of(domain, "--domain").records if domain is not None else None
     context = Context(
         config=cfg,
         task=task,
-        domain=[record_text(r) for r in _texts_of(domain, "--domain").records] if domain is not None else None,
+        domain=[record_text(r) for r in refs] if refs is not None else None,
+        domain_records=refs,
         domain_text=domain_text,
         eval_records=_texts_of(eval_data, "--eval", fields).records if eval_data is not None else None,
         tokenizer_name=model,

@@ -79,6 +79,8 @@ class Context:
         config: thresholds and settings.
         task: ``sft`` or ``classification``.
         domain: reference texts of the target domain, or None.
+        domain_records: the reference records themselves (their prompt and completion
+            apart), or None; checks that need the parts fall back to ``domain`` as whole texts.
         domain_text: a sentence describing the domain, or None.
         eval_records: held-out records for the leakage check, or None.
         tokenizer_name: the model whose tokenizer measures length (too_long).
@@ -89,6 +91,7 @@ class Context:
     config: AuditConfig
     task: str = "sft"
     domain: list[str] | None = None
+    domain_records: list[Record] | None = None
     domain_text: str | None = None
     eval_records: list[Record] | None = None
     tokenizer_name: str | None = None

@@ -14,8 +14,34 @@ references (:func:`expected_flag_share`: 2.0-3.0% for 2% with 100 references, 3.
 the threshold's description says the figure. Exact duplicate references are
 counted once, as a copy would otherwise be its own nearest neighbour.
 
-With a description there is nothing to calibrate on: the score is the similarity to the
-description and the threshold is user-set (``audit.off_domain_threshold``) or 0.15.
+The references are few next to the data, so their 2% quantile is a noisy estimate (with 40
+references it sits near their lowest score). The data's own scores add a second, larger
+sample: the bulk of the records that resemble the references is in-domain, so its centre
+and spread are fitted robustly (:func:`~tuneproof.audit._calibrate.bulk_fit`: the half-sample
+mode and the spread of the scores above it, which off-domain records do not reach) on the
+records that the references accept (at or above their threshold), so that the off-domain
+records they already see cannot widen the fit, even when they are a majority. Its low fence
+is ``centre - z * sigma``, ``z`` the normal quantile of ``1 - audit.off_domain_quantile``. A
+record is flagged only when it is below the references' threshold *and* below the data's
+fence: the fit can only lower the threshold, sparing the records in the references' tail
+that the data's bulk holds ordinary. In simulations (normal in-domain scores; references'
+threshold at the 14% quantile of the domain, as few unrepresentative references give) the
+share of in-domain text flagged fell from 14% to 4.5%; at the 2% quantile it stays 2%.
+Off-domain records that overlap the bulk are caught less (within 2.5 spreads of it,
+at 40% of the data: 75% instead of 92%). With fewer than 20 records the references
+decide alone.
+
+With a description only there are no in-domain examples, and an absolute cosine means
+different things for different descriptions and texts (one sentence about five news topics
+is far from every article). The bulk of the data is taken as the domain: the similarity
+scores are fitted the same way (the half-sample mode and the spread above it: up to about
+40% of low outliers, well below the bulk, leave the fit nearly unchanged) and the low outliers below ``centre - z * sigma``
+are flagged; under a normal model of in-domain scores that flags ``audit.off_domain_quantile``
+of them. Below 20 records nothing can be fitted and the check does not run unless
+``audit.off_domain_threshold`` is set. A user-set threshold always overrides the calibration.
+
+With no domain hint at all the check does not run: with nothing to say what the domain is,
+an outlier of the embeddings is not evidence of being off-domain.
 
 A record is scored twice when most records share some text (an instruction that starts
 every prompt, a signature that ends every email; found as in near-duplicate shingling, at
@@ -37,12 +63,12 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from tuneproof.audit._base import _WORD, SEVERE, CheckNotRun, Context, Finding, record_text, words
+from tuneproof.audit._base import _WORD, SEVERE, CheckNotRun, Context, Finding, normalize, record_text, words
+from tuneproof.audit._calibrate import MIN_FIT, bulk_fit, normal_tail, z_for_rate
 from tuneproof.audit.dedup import MIN_WORDS, shared_affix
 from tuneproof.data import Record
 
 __all__ = [
-    "DOMAIN_TEXT_THRESHOLD",
     "OffDomainCheck",
     "calibrate_threshold",
     "embedder",
@@ -53,7 +79,6 @@ __all__ = [
     "strip_shared_text",
 ]
 
-DOMAIN_TEXT_THRESHOLD = 0.15
 _BLOCK = 4096  # records per similarity block, so records x references never sits in memory at once
 
 
@@ -216,6 +241,116 @@ def _on_scale(x: np.ndarray, own: np.ndarray, target: np.ndarray) -> np.ndarray:
     return target.mean() + target.std() * (x - own.mean()) / own.std()
 
 
+def _reference_scores(records: Sequence[Record], vectors: np.ndarray, context: Context) -> dict:
+    """The records' relevance to the references, the references' leave-one-out scores on the
+    same scale, and how they were measured (see the module docstring)."""
+    enc = embedder(context)
+    # A copied reference would be its own nearest neighbour and inflate the calibration.
+    texts = list(dict.fromkeys(context.domain))
+    if len(texts) < 5:
+        raise CheckNotRun(
+            f"only {len(texts)} distinct domain reference(s); give at least 5 so the "
+            "threshold can be calibrated, or use --domain-text"
+        )
+    refs = enc.encode(texts, progress=context.progress, description="embedding references")
+    k = min(context.config.off_domain_k, len(refs) - 1)
+    scores = knn_scores(vectors, refs, k)
+    loo = knn_scores(refs, refs, k, leave_one_out=True)
+    out = {"scores": scores, "loo": loo, "whole": scores, "rescaled": None, "references": len(refs),
+           "measure": f"mean similarity to the {k} nearest domain references"}  # fmt: skip
+    bare, bare_refs, shared = strip_shared_text([record_text(r) for r in records], texts)
+    if shared:
+        # Without the shared text, on the whole-record scale; the lower of the two counts.
+        bare_vecs = enc.encode(bare, progress=context.progress, description="embedding records without the shared text")
+        bare_refs_vecs = enc.encode(bare_refs)
+        bare_loo = knn_scores(bare_refs_vecs, bare_refs_vecs, k, leave_one_out=True)
+        if bare_loo.std() > 0 and loo.std() > 0:
+            rescaled = _on_scale(knn_scores(bare_vecs, bare_refs_vecs, k), bare_loo, loo)
+            out.update(
+                scores=np.minimum(scores, rescaled), rescaled=rescaled,
+                loo=np.minimum(loo, _on_scale(bare_loo, bare_loo, loo)),
+                measure=(
+                    f"relevance (the mean similarity to the {k} nearest domain references, of the whole "
+                    f'record or, if lower, of the record without "{shared}" that most records share, '
+                    "put on the whole-record scale)"
+                ),
+            )  # fmt: skip
+    return out
+
+
+def _data_fence(scores: np.ndarray, rate: float, floor: float | None = None) -> dict:
+    """The data's own low-outlier fence ``centre - z * sigma`` from a robust fit of the bulk of
+    its scores, with the fit's parameters and the expected in-domain share below it."""
+    centre, sigma = bulk_fit(scores, floor=floor)
+    z = z_for_rate(rate)
+    threshold = centre - z * sigma
+    return {
+        "threshold": threshold, "centre": round(centre, 4), "sigma": round(sigma, 4), "z": round(z, 3),
+        "records": len(scores), "flags": round(float((scores < threshold).mean()), 4),
+        "expected_false_positive_rate": round(normal_tail(threshold, centre, sigma, upper=False), 4),
+    }  # fmt: skip
+
+
+def _calibrate_on_references(scores: np.ndarray, loo: np.ndarray, quantile: float) -> tuple[float, str, dict]:
+    """The threshold with references: the lower of the references' leave-one-out quantile
+    and, with enough records, the data's own fence (fitted from the references' start)."""
+    n = len(loo)
+    t_ref = float(np.quantile(loo, quantile))
+    low, high = expected_flag_share(n, quantile)
+    spread = "{:.1%}-{:.1%}".format(*flag_share_range(n, quantile))
+    source = (
+        f"the {quantile:.0%} quantile of the references' leave-one-out scores, {n} references; expected to "
+        f"flag {low:.1%}-{high:.1%} of in-domain text on average, and 9 in 10 sets of {n} references flag {spread}"
+    )
+    entry = {"method": "references", "reference_threshold": round(t_ref, 4), "references": n, "quantile": quantile,
+             "reference_expected_false_positive_rate": [round(low, 4), round(high, 4)]}  # fmt: skip
+    if len(scores) < MIN_FIT:
+        entry.update(threshold=round(t_ref, 4), expected_false_positive_rate=round(high, 4),
+                     rule=f"score < the references' threshold ({len(scores)} records: too few to fit the data's own)")  # fmt: skip
+        return t_ref, f"calibrated: {source}; more references narrow this", entry
+    fence = _data_fence(scores, quantile, floor=t_ref)
+    threshold = min(t_ref, fence["threshold"])
+    expected = min(high, fence["expected_false_positive_rate"])
+    entry.update(
+        method="references and the data's own fit", threshold=round(threshold, 4), data_fit=fence,
+        expected_false_positive_rate=round(expected, 4),
+        rule="score < the references' threshold and score < the data's fence (centre - z x sigma): the lower of the two",
+    )  # fmt: skip
+    source = (
+        f"calibrated: the lower of {source}, and the data's own low-outlier fence {fence['threshold']:.3f} "
+        f"(centre {fence['centre']:.3f} - {fence['z']} x sigma {fence['sigma']:.3f}, a robust fit of the bulk of "
+        f"the scores of the records the references accept); expected to flag about {expected:.1%} of in-domain text"
+    )
+    return threshold, source, entry
+
+
+def _calibrate_on_data(scores: np.ndarray, quantile: float) -> tuple[float, str, dict]:
+    """The threshold with a domain description: the data's own low-outlier fence."""
+    if len(scores) < MIN_FIT:
+        raise CheckNotRun(
+            f"only {len(scores)} records: too few to fit their similarity to the domain description (at least "
+            f"{MIN_FIT}); give --domain references, or set audit.off_domain_threshold"
+        )
+    fence = _data_fence(scores, quantile)
+    entry = {"method": "data's own fit", "threshold": round(fence["threshold"], 4), "data_fit": fence,
+             "expected_false_positive_rate": fence["expected_false_positive_rate"],
+             "rule": "score < centre - z x sigma of the records' own scores (the bulk is taken as the domain)"}  # fmt: skip
+    source = (
+        f"the data's own low-outlier fence: centre {fence['centre']:.3f} - {fence['z']} x sigma {fence['sigma']:.3f} "
+        f"of the records' similarity to the description (a robust fit of their bulk, taken as the domain); "
+        f"expected to flag {fence['expected_false_positive_rate']:.1%} of in-domain "
+        "text under a normal model"
+    )
+    return fence["threshold"], source, entry
+
+
+def _distinct(scores: np.ndarray, records: Sequence[Record]) -> np.ndarray:
+    """The scores of distinct texts: many copies of one off-domain text would otherwise be
+    a peak of their own that the fit of the bulk could take for the domain."""
+    first = {normalize(record_text(r)): i for i, r in reversed(list(enumerate(records)))}
+    return scores[sorted(first.values())]
+
+
 class OffDomainCheck:
     """Records whose similarity to the domain falls below the threshold."""
 
@@ -225,62 +360,26 @@ class OffDomainCheck:
         cfg = context.config
         if not context.domain and not context.domain_text:
             raise CheckNotRun("no domain given (pass --domain REFS or --domain-text \"...\")")
-        enc = embedder(context)
         vectors = record_embeddings(records, context)
         if context.domain:
-            # A copied reference would be its own nearest neighbour and inflate the calibration.
-            texts = list(dict.fromkeys(context.domain))
-            if len(texts) < 5:
-                raise CheckNotRun(
-                    f"only {len(texts)} distinct domain reference(s); give at least 5 so the "
-                    "threshold can be calibrated, or use --domain-text"
-                )
-            refs = enc.encode(texts, progress=context.progress, description="embedding references")
-            k = min(cfg.off_domain_k, len(refs) - 1)
-            scores = knn_scores(vectors, refs, k)
-            loo = knn_scores(refs, refs, k, leave_one_out=True)
-            whole, rescaled = scores, None
-            measure = f"mean similarity to the {k} nearest domain references"
-            bare, bare_refs, shared = strip_shared_text([record_text(r) for r in records], texts)
-            if shared:
-                # Without the shared text, on the whole-record scale; the lower of the two counts.
-                bare_vecs = enc.encode(
-                    bare, progress=context.progress, description="embedding records without the shared text"
-                )
-                bare_refs_vecs = enc.encode(bare_refs)
-                bare_loo = knn_scores(bare_refs_vecs, bare_refs_vecs, k, leave_one_out=True)
-                if bare_loo.std() > 0 and loo.std() > 0:
-                    bare_scores = knn_scores(bare_vecs, bare_refs_vecs, k)
-                    rescaled = _on_scale(bare_scores, bare_loo, loo)
-                    scores = np.minimum(whole, rescaled)
-                    loo = np.minimum(loo, _on_scale(bare_loo, bare_loo, loo))
-                    measure = (
-                        f"relevance (the mean similarity to the {k} nearest domain references, of the whole "
-                        f'record or, if lower, of the record without "{shared}" that most records share, '
-                        "put on the whole-record scale)"
-                    )
-            calibrated = float(np.quantile(loo, cfg.off_domain_quantile))
-            mean = "{:.1%}-{:.1%}".format(*expected_flag_share(len(loo), cfg.off_domain_quantile))
-            spread = "{:.1%}-{:.1%}".format(*flag_share_range(len(loo), cfg.off_domain_quantile))
-            source = (
-                f"calibrated: the {cfg.off_domain_quantile:.0%} quantile of the references' "
-                f"leave-one-out scores, {len(refs)} references; expected to flag {mean} of in-domain "
-                f"text on average, and 9 in 10 sets of {len(refs)} references flag {spread}; more "
-                "references narrow this"
-            )
+            scored = _reference_scores(records, vectors, context)
         else:
-            ref = enc.encode([context.domain_text])
-            scores = knn_scores(vectors, ref, 1)
-            rescaled = None
-            calibrated = DOMAIN_TEXT_THRESHOLD
-            measure = "similarity to the domain description"
-            source = "the default for a domain description"
-        threshold = cfg.off_domain_threshold if cfg.off_domain_threshold is not None else calibrated
+            ref = embedder(context).encode([context.domain_text])
+            scored = {"scores": knn_scores(vectors, ref, 1), "whole": None, "rescaled": None,
+                      "measure": "similarity to the domain description"}  # fmt: skip
+        scores, whole, rescaled, measure = scored["scores"], scored["whole"], scored["rescaled"], scored["measure"]
         if cfg.off_domain_threshold is not None:
-            source = "set by the user"
+            threshold, source = cfg.off_domain_threshold, "set by the user"
+            entry = {"method": "set by the user", "threshold": threshold}
+        elif context.domain:
+            threshold, source, entry = _calibrate_on_references(_distinct(scores, records), scored["loo"], cfg.off_domain_quantile)
+        else:
+            threshold, source, entry = _calibrate_on_data(_distinct(scores, records), cfg.off_domain_quantile)
         context.extras["relevance"] = scores
+        context.extras.setdefault("calibration", {})[self.name] = entry
         context.extras["off_domain_threshold"] = {
             "value": round(float(threshold), 4), "source": source, "score": measure,
+            "expected_false_positive_rate": entry.get("expected_false_positive_rate"),
         }  # fmt: skip
         for i, (rec, s) in enumerate(zip(records, scores)):
             if s < threshold:

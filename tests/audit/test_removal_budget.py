@@ -133,7 +133,7 @@ def test_over_the_total_the_check_least_explained_by_its_calibration_is_suspende
 def test_expected_shares_come_from_the_checks_calibration(tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", _clean(10))
     result = audit(data, config=AuditConfig(checks=["exact_duplicate"]), progress=False)
-    result.context.extras["calibration"] = {"off_domain": {"expected_fp_rate": 0.25}}
+    result.context.extras["calibration"] = {"off_domain": {"expected_false_positive_rate": 0.25}}
     removed = {i: [{"check": "off_domain", "code": "c", "reason": "r"}] for i in range(4)}  # 40%: 15% beyond 25%
     b = apply_budget(result, removed, {})
     assert b["suspended"] == [] and b["checks"]["off_domain"]["expected_share"] == 0.25 and len(removed) == 4

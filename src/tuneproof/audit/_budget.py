@@ -55,12 +55,12 @@ def expected_shares(result: AuditResult) -> dict[str, float]:
     """Per check, the share of clean in-domain rows its calibration expects it to remove.
 
     Read from ``result.context.extras["calibration"][check]``: a number, or a dict with
-    ``expected_fp_rate``. A check that reports none expects 0 (duplicates, for example, have
+    ``expected_false_positive_rate``. A check that reports none expects 0 (duplicates, for example, have
     no false-positive rate to predict).
     """
     out: dict[str, float] = {}
     for check, info in (result.context.extras.get("calibration") or {}).items():
-        value = info.get("expected_fp_rate") if isinstance(info, Mapping) else info
+        value = info.get("expected_false_positive_rate") if isinstance(info, Mapping) else info
         if isinstance(value, (int, float)) and math.isfinite(value):
             out[check] = min(max(float(value), 0.0), 1.0)
     return out

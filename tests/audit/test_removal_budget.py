@@ -145,6 +145,7 @@ def test_cli_curate_prints_the_shares_and_the_verdict(tmp_path):
                                    "--set", "audit.checks=[exact_duplicate,low_quality]"], env={"COLUMNS": "200"})  # fmt: skip
     assert out.exit_code == 0, out.output
     text = " ".join(out.output.split())
-    assert "removal budget (40 readable rows)" in text and "low_quality │ 10 │ 25% │ 0% │ 20% │ over budget: flagged and kept" in text
+    # The table folds at 80 columns (no terminal under xdist): check its cells, not its layout.
+    assert "removal budget (40 readable rows)" in text and "low_quality │ 10 │ 25% │ 0% │ 20% │ over budget:" in text
     assert "10 rows flagged and kept" in text and "data.jsonl:31" in text
     assert "input 40 rows = kept 40 + removed 0 + unreadable 0" in text

@@ -397,11 +397,26 @@ def run_tuneproof(sc: Scenario, seed: int, data: dict[str, Path], work: Path, co
         c = json.loads(man.read_text())["counts"]
         details["curate"] = {"kept": c["kept"], "removed": c["removed"], "by_check": c["removed_by_check"]}
         details["removed_origins"] = _removed_origins(res.run_dir / "curate" / "removed.jsonl")
+        details["budget_suspended"] = (json.loads(man.read_text()).get("budget") or {}).get("suspended")
+    details.update(_interventions(res.run_dir, ev))
     for p in res.run_dir.glob("*/checkpoints"):
         shutil.rmtree(p, ignore_errors=True)
     shutil.rmtree(res.run_dir / "model", ignore_errors=True)
     return {**_ev_row(ev), "shipped": bool(dec.get("ship")), "compute": comp, "details": details,
             "run_dir": str(res.run_dir)}  # fmt: skip
+
+
+def _interventions(run_dir: Path, ev: dict[str, Any]) -> dict[str, Any]:
+    """The curation A/B's decision and numbers, and each cheap reference's score and verdict."""
+    out: dict[str, Any] = {}
+    ab = run_dir / "curation_ab" / "ab.json"
+    if ab.is_file():
+        a = json.loads(ab.read_text())
+        out["curation_ab"] = {k: a.get(k) for k in ("decision", "skipped", "val_loss", "difference", "ci", "noise", "steps", "lr")}
+    refs = ev.get("references") or {}
+    out["references"] = {name: {"score": r.get("score"), "verdict": r.get("verdict"), "gating": r.get("gating")}
+                         for name, r in refs.items()}  # fmt: skip
+    return out
 
 
 def _removed_origins(path: Path) -> dict[str, int]:

@@ -202,3 +202,15 @@ def test_low_quality_is_removed_for_sft_but_only_flagged_for_classification(tmp_
     res = curate(cls, dry_run=True, task="classification", progress=False,
                  config=AuditConfig(checks=["low_quality"], decisions={"low_quality": "remove"}))  # fmt: skip
     assert res.manifest["counts"]["removed_by_check"] == {"low_quality": 1}
+
+
+def test_curate_acts_on_a_given_audit_instead_of_auditing_again(tmp_path):
+    rows = [{"prompt": p, "completion": c} for p, c in CLEAN_QA] + [{"prompt": CLEAN_QA[0][0], "completion": CLEAN_QA[0][1]}]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    cfg = AuditConfig(checks=["exact_duplicate"])
+    audited = audit(data, config=cfg, progress=False)
+    res = curate(data, out=tmp_path / "o", config=cfg, audited=audited, progress=False)
+    assert res.audit is audited and res.manifest["counts"]["removed"] == 1
+    other = write_jsonl(tmp_path / "other.jsonl", rows)
+    with pytest.raises(ValueError, match="not of"):
+        curate(other, out=tmp_path / "o2", config=cfg, audited=audited, progress=False)

@@ -195,3 +195,20 @@ def test_a_changed_tuneproof_or_library_reruns_every_stage(pipeline_config):
     assert any(b.startswith("tuneproof_code 0000000000000000 -> ") for b in because), because
     assert any(b.startswith("transformers 0.0.1 -> ") for b in because), because
     assert _status(run(cfg))["train"] == "skipped_unchanged"  # and the next run reuses again
+
+
+def test_the_data_is_audited_once_per_run(pipeline_config, monkeypatch):
+    import importlib
+
+    curate_module = importlib.import_module("tuneproof.audit.curate")  # the package exports a function of that name
+    def no_second_audit(*args, **kwargs):
+        raise AssertionError("curate audited the data again after the audit stage")
+
+    monkeypatch.setattr(curate_module, "audit", no_second_audit)
+    stages = {s: s in ("audit", "curate") for s in ("audit", "curate", "split", "preflight", "lr_sweep", "curation_ab",
+                                                     "tune", "train", "evaluate")}  # fmt: skip
+    res = run(pipeline_config(pipeline={"stages": stages}))
+    status = {s["name"]: s["status"] for s in res.stages}
+    assert status["audit"] == status["curate"] == "done"
+    manifest = json.loads((res.run_dir / "curate" / "manifest.json").read_text())
+    assert manifest["counts"]["removed_by_check"]["exact_duplicate"] == 3

@@ -191,6 +191,7 @@ def curate(
     progress: bool = True,
     tokenizer: Any = None,
     embedder: Any = None,
+    audited: AuditResult | None = None,
 ) -> CurateResult:
     """Audit the data, then keep the clean records and write the rest with their reasons.
 
@@ -210,13 +211,16 @@ def curate(
         dry_run: decide but write nothing (see :meth:`CurateResult.dry_run_rows`).
         select: keep only this best fraction (0 < select <= 1) of the records that survive
             the checks, by relevance and quality, with diversity.
+        audited: the :func:`~tuneproof.audit.audit` result of this very file with these
+            settings (the pipeline's audit stage): curate acts on it instead of auditing again.
 
     Returns:
         A :class:`CurateResult`.
 
     Raises:
         DataError: the data cannot be read.
-        ValueError: ``select`` outside (0, 1], or no ``out`` without ``dry_run``.
+        ValueError: ``select`` outside (0, 1], no ``out`` without ``dry_run``, or ``audited`` of
+            another file.
 
     Example:
         >>> res = curate("train.jsonl", domain="refs.jsonl", out="curated/")  # doctest: +SKIP
@@ -228,11 +232,16 @@ def curate(
     if out is None and not dry_run:
         raise ValueError("curate needs out= (a folder for kept.jsonl and removed.jsonl) unless dry_run=True")
     path = Path(data)
-    loaded = load_records(path, fields=fields)
-    result = audit(
-        loaded, domain=domain, domain_text=domain_text, eval_data=eval_data, model=model, task=task,
-        fields=fields, config=config, progress=progress, tokenizer=tokenizer, embedder=embedder,
-    )  # fmt: skip
+    if audited is not None:
+        if audited.loaded.path.resolve() != path.resolve():
+            raise ValueError(f"audited= is the audit of {audited.loaded.path}, not of {path}: pass the audit of the same file")
+        loaded, result = audited.loaded, audited
+    else:
+        loaded = load_records(path, fields=fields)
+        result = audit(
+            loaded, domain=domain, domain_text=domain_text, eval_data=eval_data, model=model, task=task,
+            fields=fields, config=config, progress=progress, tokenizer=tokenizer, embedder=embedder,
+        )  # fmt: skip
     removed, flagged = _decide(result)
     budget = apply_budget(result, removed, flagged)
     candidates = [i for i in range(len(loaded.records)) if i not in removed]

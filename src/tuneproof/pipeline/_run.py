@@ -30,6 +30,7 @@ class Ctx:
     ledger: dict[str, Any] = field(default_factory=dict)
     new_study: bool = True
     note: str | None = None  # what a stage that did not need to work says in the ledger (e.g. why it skipped)
+    audited: Any = None  # the audit stage's AuditResult, which the curate stage acts on
 
     @property
     def run_dir(self) -> Path:
@@ -96,7 +97,8 @@ def run_audit(ctx: Ctx) -> list[Path]:
     from tuneproof.audit import audit
 
     out = ctx.dir("audit")
-    audit(ctx.cfg.data.path, out=out, **_audit_kwargs(ctx.cfg))
+    # Kept for the curate stage that follows, so the data is audited once per run.
+    ctx.audited = audit(ctx.cfg.data.path, out=out, **_audit_kwargs(ctx.cfg))
     return [out / "findings.jsonl", out / "audit.json"]
 
 
@@ -104,7 +106,8 @@ def run_curate(ctx: Ctx) -> list[Path]:
     from tuneproof.audit import curate
 
     out = ctx.dir("curate")
-    res = curate(ctx.cfg.data.path, out=out, **_audit_kwargs(ctx.cfg))
+    # The audit stage's result when it ran in this process; after a resume that skipped it, curate audits.
+    res = curate(ctx.cfg.data.path, out=out, audited=ctx.audited, **_audit_kwargs(ctx.cfg))
     c = res.manifest["counts"]
     ctx.console.print(f"  curate: kept {c['kept']}, removed {c['removed']} {c['removed_by_check']}, unreadable {c['unreadable']}",
                       highlight=False)  # fmt: skip

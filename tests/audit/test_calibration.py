@@ -210,7 +210,8 @@ def test_few_references_more_typical_than_the_data_do_not_set_the_domain_s_tail(
     # range) would flag about a fifth of the domain; the data's fit places the tail where it is.
     rng, narrow = random.Random(1), TOPIC[:30]
     refs = [" ".join(rng.sample(narrow, 10) + rng.sample(OTHER, rng.randint(6, 10))) for _ in range(40)]
-    recs = text_records([in_domain(rng, narrow) for _ in range(300)] + [" ".join(rng.sample(OTHER, 10)) for _ in range(60)])
+    noise = [" ".join(rng.sample(OTHER, 10)) for _ in range(60)]
+    recs = text_records([in_domain(rng, narrow) for _ in range(300)] + noise)
     ctx = context(domain=refs)
     flagged = {f.index for f in OffDomainCheck().run(recs, ctx)}
     entry, scores = ctx.extras["calibration"]["off_domain"], ctx.extras["relevance"]

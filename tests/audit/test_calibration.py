@@ -203,6 +203,24 @@ def test_references_and_the_data_fit_together():
     assert 0 < entry["expected_false_positive_rate"] <= entry["reference_expected_false_positive_rate"][1]
 
 
+def test_few_references_more_typical_than_the_data_do_not_set_the_domain_s_tail():
+    # 40 references, each with more topic words than the records: the references are in-domain but
+    # not a sample like the data, so their lowest scores sit far inside the records' bulk. A rule
+    # that keeps the threshold near the references' lowest scores (a floor from their own sampling
+    # range) would flag about a fifth of the domain; the data's fit places the tail where it is.
+    rng, narrow = random.Random(1), TOPIC[:30]
+    refs = [" ".join(rng.sample(narrow, 10) + rng.sample(OTHER, rng.randint(6, 10))) for _ in range(40)]
+    noise = [" ".join(rng.sample(OTHER, 10)) for _ in range(60)]
+    recs = text_records([in_domain(rng, narrow) for _ in range(300)] + noise)
+    ctx = context(domain=refs)
+    flagged = {f.index for f in OffDomainCheck().run(recs, ctx)}
+    entry, scores = ctx.extras["calibration"]["off_domain"], ctx.extras["relevance"]
+    below_references = (scores[:300] < entry["reference_threshold"]).mean()
+    assert below_references > 0.15  # the references alone would remove much of the domain
+    assert len(flagged & set(range(300))) <= 0.05 * 300
+    assert len(flagged - set(range(300))) == 60
+
+
 def test_audit_json_reports_each_check_s_calibration(tmp_path):
     rng = random.Random(8)
     rows = [{"prompt": legal_text(rng), "completion": legal_text(rng)} for _ in range(40)]

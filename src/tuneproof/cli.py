@@ -262,7 +262,9 @@ def lr_sweep(
         except ValueError:
             raise TuneproofError(f"--lrs {lrs!r}: not a comma-separated list of numbers. Fix: e.g. --lrs 1e-5,1e-4,1e-3") from None
     result = run_sweep(_load(config, set_), lrs=grid, steps=steps, console=err_console)
-    rows = [(f"{p['lr']:g}", f"{p['val_loss']:.4f}" if p.get("val_loss") is not None else "-", p["status"]) for p in result.points]
+    from tuneproof.search._common import fmt_value
+
+    rows = [(fmt_value(p["lr"], rate=True), f"{p['val_loss']:.4f}" if p.get("val_loss") is not None else "-", p["status"]) for p in result.points]
     print_table("lr sweep (validation loss)", rows, ["lr", "val loss", "status"])
     console.print(f"recommended range for tune: [{result.recommended['low']:g}, {result.recommended['high']:g}] (log)")
     if result.warning:

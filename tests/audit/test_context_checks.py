@@ -362,7 +362,18 @@ def test_strip_shared_text_prefix_suffix_and_short_texts():
     texts = [f"Q: {t}\n{sig}" for t in ("how are index funds taxed", "what is a bond ladder", "why do yields rise")]
     texts.append(f"Q: ok\n{sig}")  # too little would be left: kept whole
     stripped, others, shared = strip_shared_text(texts, ["Q: what moves markets today\nSent from my phone, best regards"])
-    assert shared == "... sent from my phone best regards"  # "q" alone is under 3 words: no prefix
+    assert shared == "... Sent from my phone, best regards"  # "q" alone is under 3 words: no prefix
     assert stripped == ["Q: how are index funds taxed\n", "Q: what is a bond ladder\n", "Q: why do yields rise\n", texts[3]]
     assert others == ["Q: what moves markets today\n"]
     assert strip_shared_text(["a b c", "d e f"]) == (["a b c", "d e f"], [], "")
+
+
+def test_strip_shared_text_quotes_the_shared_text_as_the_data_writes_it():
+    from tuneproof.audit.relevance import strip_shared_text
+
+    # The first record that has the shared words sets the quote: case, commas and the colon kept.
+    texts = ["what is a bond ladder", "ANSWER  BRIEFLY, please:\nwho wrote Dracula",
+             "Answer briefly please - capital of Peru", "answer briefly please: tallest mountain on Earth"]
+    stripped, _, shared = strip_shared_text(texts)
+    assert shared == "ANSWER BRIEFLY, please: ..."
+    assert stripped[1:] == ["who wrote Dracula", "capital of Peru", "tallest mountain on Earth"]

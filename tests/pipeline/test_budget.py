@@ -177,7 +177,7 @@ def test_a_curated_run_keeps_the_planned_training_tokens_and_spends_its_budget_o
     assert sweep["horizon"] == planned  # the sweep's rate is for the planned training's length
     steps = sweep["points"][0]["steps"]
     assert sweep["train_lr"] == training_lr(sweep["best_lr"], "lora", steps, planned)[0]
-    assert trained["lr"] == sweep["train_lr"] and trained["lr_source"] == "config"
+    assert trained["lr"] == sweep["train_lr"] and trained["lr_source"] == "lr sweep"  # chosen by the sweep, not set
 
 
 def test_a_budget_that_affords_trials_runs_them_and_a_smaller_one_drops_the_old_choice(pipeline_config):
@@ -213,7 +213,7 @@ def test_a_short_trials_high_winning_rate_is_corrected_for_the_final_training(pi
     expected, note = training_lr(best, "lora", 2, 8, source="the best trial's lr")
     assert expected == float(f"{max(best * math.sqrt(2 / 8), 5e-4):.3g}") and expected < best
     trained = json.loads((rd / "train/train.json").read_text())["data"]
-    assert trained["lr"] == expected
+    assert trained["lr"] == expected and trained["lr_source"] == "search"
     choice = json.loads((rd / "train/lr_choice.json").read_text())
     assert choice == {"lr": expected, "why": note} and note.startswith(f"the best trial's lr {best:g} lies above")
     facts = json.loads((rd / "report.json").read_text())

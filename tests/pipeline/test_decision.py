@@ -139,3 +139,18 @@ def test_truncation_is_medium_when_the_audit_found_only_prompts_cut(tmp_path):
     assert _truncation_risk(cfg, lengths, audit)["level"] == "high"
     assert _truncation_risk(cfg, lengths, None)["level"] == "high"  # no audit: the share decides
     assert _truncation_risk(cfg, [100] * 2 + [20] * 40, None) is None
+
+
+def test_truncation_for_classification_says_the_end_is_cut(tmp_path):
+    from tuneproof.pipeline._preflight import _truncation_risk
+
+    cfg = load_config({"name": "t", "task": "classification", "data": {"path": "x.jsonl"},
+                       "tracking": {"runs_dir": str(tmp_path)}, "model": {"name": "m", "max_length": 64}})  # fmt: skip
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    # Text records: the audit's too_long findings carry no completion to cut.
+    (audit / "findings.jsonl").write_text(json.dumps({"id": "t.jsonl:0", "check": "too_long", "completion_tokens_cut": 0}) + "\n")
+    for where in (audit, None):
+        risk = _truncation_risk(cfg, [100] * 9 + [20], where)
+        assert risk["level"] == "medium" and "9 of 10" in risk["evidence"]
+        assert "first 64 tokens and cut its end" in risk["evidence"] and "middle" not in risk["evidence"]

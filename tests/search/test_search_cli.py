@@ -17,6 +17,7 @@ def test_lr_sweep_then_tune_from_the_command_line(search_config, tmp_path):
     result = runner.invoke(app, ["lr-sweep", str(path), "--lrs", "1e-4,1e-3,1e-2", "--steps", "4"])
     assert result.exit_code == 0, result.output
     assert "recommended range for tune" in result.output
+    assert all(rate in result.output for rate in ("1e-04", "1e-03", "1e-02"))  # the table's rates, unfolded
     sweep = json.loads((tmp_path / "runs" / "t" / "lr_sweep" / "lr_sweep.json").read_text())
     assert [p["lr"] for p in sweep["points"]] == [1e-4, 1e-3, 1e-2]
 

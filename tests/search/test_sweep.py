@@ -43,8 +43,15 @@ def test_sweep_finds_a_rate_between_too_small_and_diverging(search_config):
 
 def test_sweep_warns_when_the_best_is_at_the_edge(search_config):
     # Rates far too small: more is better at each of them, so the best is the largest swept.
-    res = lr_sweep(search_config(), lrs=[1e-7, 1e-6, 1e-5], steps=6)
+    from rich.console import Console
+
+    console = Console(record=True, width=300)
+    res = lr_sweep(search_config(), lrs=[1e-7, 1e-6, 1e-5], steps=6, console=console)
     assert res.edge == "high" and res.best_lr == 1e-5
+    # the summary gives the range without promising a search (a pipeline's budget may skip it)
+    said = console.export_text()
+    assert f"the range for a search: [{res.recommended['low']:g}, {res.recommended['high']:g}]" in said
+    assert "will search" not in said
     assert "largest swept" in res.warning and "higher" in res.warning
     assert res.recommended["high"] > 1e-5  # extends past the edge
     assert json.loads(res.json_path.read_text())["edge"] == "high"

@@ -191,3 +191,31 @@ def test_trials_at_another_batch_size_see_the_same_examples(search_config):
     for t in trials:
         assert [p[0] for p in t["curve"]] == [2, 4, 6], t
         assert t["user_attrs"]["global_step"] == 6 * 4 // t["params"]["batch_size"]
+
+
+def test_the_trials_table_reads_whole_at_80_columns_when_piped():
+    import io
+
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import TrialState, create_trial
+    from rich.console import Console
+
+    from tuneproof.search._tune import trials_table
+
+    # The default LoRA space with epochs: every dimension a column.
+    dists = {"lr": FloatDistribution(1e-5, 1e-3, log=True), "weight_decay": FloatDistribution(0.0, 0.1),
+             "dropout": FloatDistribution(0.0, 0.2), "warmup_ratio": FloatDistribution(0.0, 0.1),
+             "batch_size": CategoricalDistribution([8, 16, 32]), "epochs": CategoricalDistribution([1, 2, 3]),
+             "lora_r": CategoricalDistribution([8, 16, 32]), "lora_alpha": CategoricalDistribution([16, 32, 64])}  # fmt: skip
+    params = {"lr": 5e-4, "weight_decay": 0.0523, "dropout": 0.123, "warmup_ratio": 0.0456, "batch_size": 16,
+              "epochs": 3, "lora_r": 32, "lora_alpha": 64}  # fmt: skip
+    study = optuna.create_study()
+    study.add_trial(create_trial(params=params, distributions=dists, value=1.2345))
+    study.add_trial(create_trial(params={**params, "lr": 3.162e-4}, distributions=dists, state=TrialState.PRUNED))
+    out = io.StringIO()
+    Console(file=out, width=80).print(trials_table(study, list(dists), 0, "study t: 2 trials"))  # a pipe: 80 columns
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in out.getvalue()
+    rows = [line.split() for line in lines if line[:1].isdigit()]
+    assert rows == [["0", "complete", "1.2345", "5e-04", "0.0523", "0.123", "0.0456", "16", "3", "32", "64"],
+                    ["1", "pruned", "-", "3.16e-04", "0.0523", "0.123", "0.0456", "16", "3", "32", "64"]]  # fmt: skip

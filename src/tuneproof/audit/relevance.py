@@ -216,23 +216,43 @@ def strip_shared_text(texts: Sequence[str], others: Sequence[str] = ()) -> tuple
     and from ``others`` (the references); a text keeps them when too little would be left.
 
     Returns:
-        the stripped ``texts``, the stripped ``others``, and the shared text as words ("" when
-        there is none; then the texts come back unchanged).
+        the stripped ``texts``, the stripped ``others``, and the shared text as the first text
+        that has it writes it, "..." where each record's own text goes ("" when there is none;
+        then the texts come back unchanged).
 
     Example:
-        >>> recs = ["Answer briefly please: who wrote Dracula", "Answer briefly please: capital of Peru",
+        >>> recs = ["Answer briefly, please: who wrote Dracula", "Answer briefly, please: capital of Peru",
         ...         "Answer briefly please: tallest mountain on Earth"]
         >>> stripped, refs, shared = strip_shared_text(recs, ["Answer briefly please: largest ocean there is"])
         >>> stripped[0], refs[0], shared
-        ('who wrote Dracula', 'largest ocean there is', 'answer briefly please ...')
+        ('who wrote Dracula', 'largest ocean there is', 'Answer briefly, please: ...')
     """
     tokens = [words(t) for t in texts]
     prefix = shared_affix(tokens, suffix=False) if len(tokens) >= 2 else ()
     suffix = shared_affix(tokens, suffix=True) if len(tokens) >= 2 else ()
     if not prefix and not suffix:
         return list(texts), list(others), ""
-    shared = " ".join([" ".join(prefix)] * bool(prefix) + ["..."] + [" ".join(suffix)] * bool(suffix))
+    shared = " ".join(([_as_written(texts, prefix, False)] if prefix else []) + ["..."]
+                      + ([_as_written(texts, suffix, True)] if suffix else []))
     return [_cut(t, prefix, suffix) for t in texts], [_cut(t, prefix, suffix) for t in others], shared
+
+
+def _as_written(texts: Sequence[str], affix: tuple[str, ...], at_end: bool) -> str:
+    """``affix`` (lower-cased words) as the first text that starts (or ends) with it writes it.
+
+    Findings quote it, so it must read as the data does: its case and punctuation, with the
+    punctuation that touches its first and last word (e.g. the colon after "please"). Runs of
+    whitespace show as one space, so a quote stays on one line.
+    """
+    for text in texts:
+        spans = list(_WORD.finditer(text))
+        part = spans[-len(affix):] if at_end else spans[: len(affix)]
+        if len(part) == len(affix) and tuple(m.group().lower() for m in part) == affix:
+            start, end = part[0].start(), part[-1].end()
+            start -= len(re.search(r"[^\w\s]*$", text[:start]).group())
+            end += len(re.match(r"[^\w\s]*", text[end:]).group())
+            return " ".join(text[start:end].split())
+    return " ".join(affix)  # not reached: at least half of the texts have it
 
 
 def _on_scale(x: np.ndarray, own: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -295,6 +295,10 @@ def _truncation_risk(cfg: RunConfig, lengths: list[int], audit_dir: Path | None)
     which kind each record is, with the model's real tokens and template; without them, or when
     any record loses completion tokens (text records, chats with several replies, completions
     over the limit), the share of over-long records sets the level.
+
+    Classification keeps each text's first tokens and cuts its end
+    (``tuneproof.train.classification.encode_classification``): the label is never cut, so
+    the risk is medium, like a cut prompt, and says which part is lost.
     """
     limit = cfg.model.max_length
     over = sum(1 for x in lengths if x > limit)
@@ -302,6 +306,10 @@ def _truncation_risk(cfg: RunConfig, lengths: list[int], audit_dir: Path | None)
         return None
     share = over / len(lengths)
     evidence = f"{over} of {len(lengths)} sampled records ({share:.0%}) exceed model.max_length={limit} tokens"
+    if cfg.task == "classification":
+        return _risk("truncation", "medium", f"{evidence}: training and evaluation keep each such text's first {limit} "
+                     "tokens and cut its end, so a label that rests on the end is not learned", "raise "
+                     "model.max_length to keep whole texts (more memory and time per step), or shorten the texts")  # fmt: skip
     long = [r for r in read_jsonl(audit_dir / "findings.jsonl") if r.get("check") == "too_long"] if audit_dir else []
     if long and all(r.get("completion_tokens_cut") == 0 for r in long):
         return _risk("truncation", "medium", f"{evidence}; the audit's too_long check found every completion kept whole: "

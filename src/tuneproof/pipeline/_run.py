@@ -291,6 +291,7 @@ def run_train(ctx: Ctx) -> list[Path]:
     best = ctx.dir("tune") / "best.yaml"
     raw = ctx.staged(_train_file(ctx)).model_dump(mode="json")
     why: str | None = None  # how the pipeline chose the rate, when it did (train/lr_choice.json)
+    lr_from: str | None = None  # train.json's lr_source when the pipeline chose the rate
     if p.factor != 1 and not cfg.train.max_steps:
         # train.epochs count passes over the data as given, in tokens: curation picks which
         # examples train, not how much training the model gets.
@@ -315,7 +316,7 @@ def run_train(ctx: Ctx) -> list[Path]:
             if steps:
                 ctx.console.print(f"  train: batch {chosen} (from the search) instead of {planned}: {raw['train']['max_steps']} "
                                   f"steps, so it sees the planned {steps * planned} examples", highlight=False)  # fmt: skip
-        why = "the best search trial's lr"
+        why, lr_from = "the best search trial's lr", "search"
         if p.tune and raw["train"].get("lr") and raw["train"]["lr"] != _sweep_lr(ctx):
             # Trials shorter than the final training favour high rates, as the sweep's runs do
             # (the sweep's own rate, which the baseline trial uses, is already for this horizon).
@@ -330,10 +331,10 @@ def run_train(ctx: Ctx) -> list[Path]:
     elif not cfg.train.lr and (swept := _sweep_lr(ctx)) is not None:
         # No search trials (skipped by the budget, or switched off): the sweep's rate, not the default.
         raw["train"]["lr"] = swept
-        why = "the lr sweep's rate for this training (no search trials)"
+        why, lr_from = "the lr sweep's rate for this training (no search trials)", "lr sweep"
         ctx.console.print(f"  train: lr {swept:g}, {why}", highlight=False)
     source: Any = load_config(raw)
-    res = train(source, parent_run_id=ctx.parent_run_id, output_dir=ctx.dir("train"), console=ctx.console)
+    res = train(source, parent_run_id=ctx.parent_run_id, output_dir=ctx.dir("train"), console=ctx.console, lr_source=lr_from)
     ctx.console.print(f"  train: {res.global_step} steps, best step {res.best_step}, guard "
                       f"{'FIRED' if res.guard.get('overfitting') else 'quiet'}", highlight=False)  # fmt: skip
     choice = ctx.dir("train") / "lr_choice.json"

@@ -7,7 +7,35 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["finish_child_run", "prune_outputs"]
+__all__ = ["finish_child_run", "fmt_value", "prune_outputs", "short_header"]
+
+# Column headers of the search table, in two short lines so that a study's table with every
+# default dimension fits 80 columns (a pipe or a log file, where rich cannot measure a terminal).
+_HEADERS = {"weight_decay": "weight\ndecay", "warmup_ratio": "warmup\nratio", "batch_size": "batch\nsize",
+            "lora_r": "lora\nr", "lora_alpha": "lora\nalpha", "lora_dropout": "lora\ndropout"}  # fmt: skip
+
+
+def fmt_value(v: Any, rate: bool = False) -> str:
+    """A parameter's value for a table or a line: short, and never a rate shown as 0.000.
+
+    Rates, and any float below 1e-3, in scientific notation with up to 3 significant digits
+    (``5e-04``, ``3.16e-04``); other floats with 3 significant digits; the rest as ``str``.
+
+    Example:
+        >>> fmt_value(5e-4, rate=True), fmt_value(0.001, rate=True), fmt_value(0.05), fmt_value(16)
+        ('5e-04', '1e-03', '0.05', '16')
+    """
+    if not isinstance(v, float):
+        return str(v)
+    if v and (rate or abs(v) < 1e-3):
+        mantissa, exponent = f"{v:.2e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{exponent}"
+    return f"{v:.3g}"
+
+
+def short_header(name: str) -> str:
+    """A search dimension's column header: its name, split onto two lines when long."""
+    return _HEADERS.get(name, name)
 
 
 def prune_outputs(out: Path) -> None:

@@ -44,7 +44,7 @@ class SweepResult:
             ``final_val_loss`` (the same), ``best_val_loss`` (the lowest it passed through),
             ``train_loss``, ``best_step``, ``steps``, ``status`` (ok, diverged, failed) and ``error``.
         best_lr: the rate with the lowest validation loss after the run.
-        recommended: ``{"low", "high", "log": True}``: the lr range ``tune`` will search.
+        recommended: ``{"low", "high", "log": True}``: the lr range for ``tune`` to search.
         train_lr: the rate for the training of ``horizon`` steps (:func:`training_lr`);
             the final training uses it when no search trials run.
         horizon: steps of the training the rate is for.
@@ -302,7 +302,8 @@ def lr_sweep(
         track.set_tags(parent, {"best_lr": best, "train_lr": train_lr, "horizon": horizon, "edge": edge or "none"})
     console.print(
         f"lr sweep: best rate {best:g} (val loss {points[best_i]['val_loss']:.4f}); training rate {train_lr:g} for "
-        f"{horizon} steps{f' ({train_lr_note})' if train_lr_note else ''}; tune will search "
+        # The range, not a promise: a pipeline whose budget affords no trials skips the search.
+        f"{horizon} steps{f' ({train_lr_note})' if train_lr_note else ''}; the range for a search: "
         f"[{low:g}, {high:g}] (log). Written: {result.json_path}, {result.plot_path}"
     )
     return result

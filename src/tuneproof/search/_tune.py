@@ -14,6 +14,7 @@ from typing import Any
 
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import ConfigError, TuneproofError
+from tuneproof.search._common import fmt_value, short_header
 
 __all__ = ["TuneResult", "tune"]
 
@@ -192,7 +193,7 @@ class _Search:
             first = baseline_params(cfg, self.space)
             if first:
                 study.enqueue_trial(first, user_attrs={"baseline": True})
-                self.console.print("trial 0 is the baseline: " + ", ".join(f"{k}={_fmt(v)}" for k, v in first.items()))
+                self.console.print("trial 0 is the baseline: " + ", ".join(f"{k}={_fmt(v, k)}" for k, v in first.items()))
         done = _count(study, _DONE_STATES)
         # A different seed per start, so that a second worker (or a resumed study) does not
         # replay the first one's random startup points; deterministic for a given history.
@@ -265,7 +266,7 @@ class _Search:
         # coarse); the final training still picks its checkpoint by train.early_stopping.monitor.
         trial_cfg["train"]["early_stopping"] = {**trial_cfg["train"]["early_stopping"], "monitor": "val_loss"}
         callback = OptunaPruningCallback(trial, decide=_dist.share, step_scale=scale)
-        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+        shown = ", ".join(f"{k}={_fmt(v, k)}" for k, v in params.items())
         steps_note = f" ({trial_cfg['train']['max_steps']} steps: the examples of {self.base['train']['max_steps']} at the config's batch)" \
             if scale != 1 and trial_cfg["train"].get("max_steps") else ""
         self.console.print(f"trial {trial.number}: {shown}{steps_note}")
@@ -344,17 +345,7 @@ class _Search:
         )
 
     def _table(self, study: Any, best: int, importances: dict | None, note: str | None) -> None:
-        from rich.table import Table
-
-        names = list(self.space)
-        table = Table(title=f"study {self.name}: {len(study.trials)} trials")
-        for col in ["#", "state", "val loss", *names]:
-            table.add_column(col, overflow="fold")
-        for t in study.trials:
-            value = f"{t.value:.4f}" if t.value is not None and math.isfinite(t.value) else "-"
-            row = [str(t.number), t.state.name.lower(), value, *(_fmt(t.params.get(n, "")) for n in names)]
-            table.add_row(*row, style="bold green" if t.number == best else None)
-        self.console.print(table)
+        self.console.print(trials_table(study, list(self.space), best, f"study {self.name}: {len(study.trials)} trials"))
         if importances:
             self.console.print("importances: " + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
         else:
@@ -460,5 +451,25 @@ def _show_range(r: Any) -> str:
     return f"[{r.low:g}, {r.high:g}]" + (" log" if r.log else "")
 
 
-def _fmt(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+def _fmt(v: Any, name: str = "") -> str:
+    return fmt_value(v, rate=name == "lr")
+
+
+def trials_table(study: Any, names: Sequence[str], best: int, title: str) -> Any:
+    """The study's trials as a rich table that reads the same in a terminal, a pipe or a log file.
+
+    Values are short and never wrap (a rate folded over two lines read as "0.000"); headers
+    take two short lines and columns are one space apart, so the default LoRA space's 11
+    columns fit 80 characters, the width rich assumes when the output is not a terminal.
+    """
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=0)
+    for col in ["#", "state", "val\nloss", *(short_header(n) for n in names)]:
+        table.add_column(col, no_wrap=True)
+    for t in study.trials:
+        value = f"{t.value:.4f}" if t.value is not None and math.isfinite(t.value) else "-"
+        row = [str(t.number), t.state.name.lower(), value, *(_fmt(t.params.get(n, ""), n) for n in names)]
+        table.add_row(*row, style="bold green" if t.number == best else None)
+    return table

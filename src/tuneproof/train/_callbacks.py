@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from transformers import TrainerCallback
 
 from tuneproof import track
+from tuneproof._ticker import INTERVAL, Ticker, eta
 
 __all__ = ["MlflowLogger", "RichProgress"]
 
@@ -39,15 +42,22 @@ class MlflowLogger(TrainerCallback):
 
 
 class RichProgress(TrainerCallback):
-    """One rich progress bar over the training steps, showing the last train and val loss."""
+    """One rich progress bar over the training steps, showing the last train and val loss.
 
-    def __init__(self, console: Any, description: str = "training"):
+    A bar draws only on a terminal: on any other console (a pipe, a log file) a plain line
+    with the step, the losses and the time left is printed at most every ``interval`` seconds.
+    """
+
+    def __init__(self, console: Any, description: str = "training", *, interval: float = INTERVAL,
+                 clock: Callable[[], float] = time.monotonic):  # fmt: skip
         self.console = console
         self.description = description
         self.progress: Any = None
         self.task: Any = None
         self.train_loss: float | None = None
         self.val_loss: float | None = None
+        self.ticker = Ticker(console, interval, clock)
+        self.first_step = 0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -61,10 +71,18 @@ class RichProgress(TrainerCallback):
         self.task = self.progress.add_task(
             self.description, total=state.max_steps, completed=state.global_step, losses=""
         )
+        self.ticker = Ticker(self.console, self.ticker.interval, self.ticker.clock)
+        self.first_step = state.global_step  # a resumed run's pace counts from here
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any):
         if self.progress is not None:
             self.progress.update(self.task, completed=state.global_step, losses=self._losses())
+        if self.ticker.due():
+            t = self.ticker
+            losses = f", loss {self._losses()}" if self._losses() else ""
+            self.console.print(f"{self.description}: step {state.global_step}/{state.max_steps}{losses}, "
+                               f"{eta(t.clock() - t.start)} elapsed{t.left(state.global_step, state.max_steps, self.first_step)}",
+                               highlight=False, markup=False, soft_wrap=True)  # fmt: skip
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any):
         logs = logs or {}

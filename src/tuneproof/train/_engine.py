@@ -114,6 +114,7 @@ def train(
     output_dir: str | os.PathLike | None = None,
     run_name: str | None = None,
     console: Any = None,
+    lr_source: str | None = None,
 ) -> TrainResult:
     """Train one model from a run config and write it, with ``train.json``, under the run dir.
 
@@ -132,6 +133,9 @@ def train(
         output_dir: where to write; default ``<run_dir>/train``.
         run_name: the MLflow run name; default ``<name>/train``.
         console: a rich console for progress and warnings; default stderr.
+        lr_source: where ``train.lr`` came from when a caller chose it (e.g. ``"lr sweep"``),
+            recorded in ``train.json``; default ``"config"``, or ``"default"`` when the
+            config sets no rate.
 
     Returns:
         A :class:`TrainResult`.
@@ -155,6 +159,8 @@ def train(
     out = Path(output_dir) if output_dir is not None else cfg.run_dir / "train"
     out.mkdir(parents=True, exist_ok=True)
     prepared = _prepare(cfg, out, console)
+    if lr_source and cfg.train.lr:
+        prepared.lr_source = lr_source
     return _fit(cfg, prepared, out, resume, list(callbacks), parent_run_id, run_name, console)
 
 

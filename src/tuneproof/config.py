@@ -549,7 +549,7 @@ class PipelineConfig(_Section):
 
 
 PIPELINE_STAGE_DEFAULTS: dict[str, bool] = {
-    "audit": True, "curate": True, "split": True, "preflight": True,
+    "audit": True, "curate": True, "split": True, "baseline": True, "preflight": True,
     "lr_sweep": True, "curation_ab": True, "tune": True, "train": True, "evaluate": True, "report": True,
 }  # fmt: skip
 

@@ -51,7 +51,10 @@ def test_a_strong_linear_probe_reference_means_not_proven_with_that_cause(tmp_pa
     res = run(cfg)
     rd = res.run_dir
     status = {s["name"]: s["status"] for s in res.stages}
-    assert all(status[s] == "done" for s in ("audit", "curate", "split", "preflight", "train", "evaluate", "decision")), status
+    assert all(status[s] == "done" for s in ("audit", "curate", "split", "baseline", "preflight", "train", "evaluate", "decision")), status
+    # the probe is fit and scored by the evaluation; the baseline stage says so and writes no scores
+    (base,) = [s for s in res.stages if s["name"] == "baseline"]
+    assert "linear probe" in base["note"] and not (res.run_dir / "baseline/records.jsonl").exists()
 
     # the split was stratified: every split keeps the 2:1 label mix of what curation kept
     split = json.loads((rd / "split/split.json").read_text())

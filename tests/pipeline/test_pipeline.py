@@ -33,7 +33,7 @@ def test_full_run_writes_the_contract_then_skips_unchanged_and_reruns_only_what_
     assert not missing
     assert all(v in ("done", "not_run") for v in _status(first).values())
     ledger = json.loads((rd / "pipeline.json").read_text())
-    assert {s["name"] for s in ledger["stages"]} >= {"audit", "curate", "split", "preflight", "lr_sweep", "tune", "train", "evaluate", "decision", "report"}
+    assert {s["name"] for s in ledger["stages"]} >= {"audit", "curate", "split", "baseline", "preflight", "lr_sweep", "tune", "train", "evaluate", "decision", "report"}
     assert all(len(s["input_hash"]) == 64 and len(s["config_hash"]) == 64 for s in ledger["stages"] if s["status"] == "done")
     assert ledger["versions"]["torch"] and list(ledger["data_hashes"].values())[0] != ""
     # the audit measured length against this run's model.max_length, as training cuts
@@ -46,9 +46,17 @@ def test_full_run_writes_the_contract_then_skips_unchanged_and_reruns_only_what_
     pre = json.loads((rd / "preflight/preflight.json").read_text())
     assert pre["estimates"]["train_tokens"] > 0 and pre["min_detectable_effect"]["n_test"] == split["counts"]["test"]
     assert {"code", "level", "evidence", "fix"} <= set(pre["risks"][0])
-    # nothing scored yet: the MDE comes from the variance bound, so it is "at most", a medium risk
+    # the base model scored the test split before training; the MDE takes its measured variance plus
+    # the bound for the tuned model's, so it is "at most", a medium risk
+    base = json.loads((rd / "baseline/baseline.json").read_text())
+    assert base["n"] == split["counts"]["test"] and base["metric"] == "token_f1"
+    assert pre["min_detectable_effect"]["variance_source"].startswith("measured: the base model zero-shot")
     (small,) = [r for r in pre["risks"] if r["code"] == "test_too_small"]
     assert small["level"] == "medium" and "is at most" in small["evidence"] and "variance bound" in small["evidence"]
+    # the evaluation reused those scores instead of scoring the base again
+    ev = json.loads((rd / "evaluate/eval.json").read_text())
+    assert ev["details"]["base_scores"] == str(rd / "baseline/records.jsonl")
+    assert ev["metrics"]["base"]["token_f1"] == base["mean"]
     # the final training keeps the planned examples (4 steps x batch 4) whatever batch the search chose
     best_batch = yaml.safe_load((rd / "tune/best.yaml").read_text())["train"]["batch_size"]
     trained = json.loads((rd / "train/train.json").read_text())
@@ -57,15 +65,18 @@ def test_full_run_writes_the_contract_then_skips_unchanged_and_reruns_only_what_
 
     second = run(cfg)
     st = _status(second)
-    for name in ("audit", "curate", "split", "preflight", "lr_sweep", "tune", "train", "evaluate"):
+    for name in ("audit", "curate", "split", "baseline", "preflight", "lr_sweep", "tune", "train", "evaluate"):
         assert st[name] == "skipped_unchanged", (name, st)
     assert (rd / "train/train.json").stat().st_mtime == train_mtime
 
     changed = pipeline_config(eval={"metric": "token_f1", "max_new_tokens": 3, "bootstrap": 1000})
     third = run(changed)
     st = _status(third)
-    assert st["evaluate"] == "done" and st["decision"] == "done"
-    for name in ("audit", "curate", "split", "preflight", "lr_sweep", "tune", "train"):
+    # the generation budget changes what the base model is scored with: the baseline scores again
+    # (and the preflight reruns when its scores changed); no training stage reruns
+    assert st["baseline"] == st["evaluate"] == st["decision"] == "done"
+    assert json.loads((rd / "evaluate/eval.json").read_text())["details"]["base_scores"].endswith("records.jsonl")
+    for name in ("audit", "curate", "split", "lr_sweep", "tune", "train"):
         assert st[name] == "skipped_unchanged", (name, st)
     assert json.loads((rd / "evaluate/eval.json").read_text())["details"] is not None
 
@@ -205,7 +216,7 @@ def test_the_data_is_audited_once_per_run(pipeline_config, monkeypatch):
         raise AssertionError("curate audited the data again after the audit stage")
 
     monkeypatch.setattr(curate_module, "audit", no_second_audit)
-    stages = {s: s in ("audit", "curate") for s in ("audit", "curate", "split", "preflight", "lr_sweep", "curation_ab",
+    stages = {s: s in ("audit", "curate") for s in ("audit", "curate", "split", "baseline", "preflight", "lr_sweep", "curation_ab",
                                                      "tune", "train", "evaluate")}  # fmt: skip
     res = run(pipeline_config(pipeline={"stages": stages}))
     status = {s["name"]: s["status"] for s in res.stages}

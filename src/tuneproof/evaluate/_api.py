@@ -133,6 +133,7 @@ def evaluate(
     experiment: str = "tuneproof",
     parent_run_id: str | None = None,
     console: Any = None,
+    reference_scores: str | os.PathLike | None = None,
 ) -> EvalResult:
     """Score ``tuned`` and its reference on the same test records; write eval.json and records.jsonl.
 
@@ -165,6 +166,10 @@ def evaluate(
         bf16: bf16 autocast (1.7x faster NLL scoring measured here; mean NLL moved by 0.003).
         tracking_uri, experiment, parent_run_id: log to MLflow when a URI is given.
         console: a rich Console for progress; default stderr.
+        reference_scores: (sft) the base model's scores on these records from before training,
+            a ``records.jsonl`` written by ``tuneproof.evaluate._baseline.score_baseline``; used
+            instead of scoring the base again when its settings and record ids match this
+            evaluation's, otherwise the base is scored and the console says why.
 
     Returns:
         An :class:`EvalResult` (also written to ``out/eval.json``).
@@ -213,11 +218,16 @@ def evaluate(
     if task == "sft":
         from tuneproof.evaluate._run_sft import run_sft
 
+        base_scores = _reuse(reference_scores, base, data, records, primary, cfg, ui, seed=seed, batch_size=batch_size,
+                             max_length=max_length, bf16=bf16)  # fmt: skip
         run = run_sft(base, tuned, records, str(data), primary, cfg, ui, seed=seed, batch_size=batch_size,
-                      max_length=max_length, bf16=bf16, forgetting_n=forgetting_n)  # fmt: skip
+                      max_length=max_length, bf16=bf16, forgetting_n=forgetting_n, base_scores=base_scores)  # fmt: skip
+        run.details["base_scores"] = str(reference_scores) if base_scores is not None else "scored here"
     else:
         from tuneproof.evaluate._run_classify import run_classification
 
+        if reference_scores is not None:
+            ui.warn(f"{reference_scores}: reused scores are for sft; the linear probe is fit and scored here")
         run = run_classification(base, tuned, records, str(data), primary, ui, train=train, fields=fields,
                                  labels=labels, seed=seed, batch_size=batch_size, max_length=max_length)  # fmt: skip
 
@@ -251,6 +261,20 @@ def evaluate(
                                               parent_run_id=parent_run_id)  # fmt: skip
         _write_json(out_dir / "eval.json", result.to_dict())
     return result
+
+
+def _reuse(path: Any, base: Any, data: Any, records: list, primary: str, cfg: EvalConfig, ui: _Ui, **settings: Any) -> Any:
+    """The base model's scores from before training when ``path`` fits this evaluation, else None (and why, on the console)."""
+    if path is None:
+        return None
+    from tuneproof.evaluate._baseline import load_base_scores, scoring_settings
+
+    scores, why = load_base_scores(path, records, str(data), scoring_settings(base, data, primary, cfg, **settings))
+    if scores is None:
+        ui.warn(f"the base model is scored again: its scores from before training do not fit this evaluation: {why}")
+    else:
+        ui.console.print(f"base: the scores from before training ({path}), same settings and records", highlight=False)
+    return scores
 
 
 _PRIMARY_REFERENCE = {"base": "the base model zero-shot, same prompt format",

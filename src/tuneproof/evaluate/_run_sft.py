@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,12 +25,86 @@ from tuneproof.models import inference_device, load_model
 _SHOW_CHARS = 500
 
 
+@dataclass
+class SftScores:
+    """One model's scores on the SFT examples: what both the baseline stage and :func:`run_sft` compute.
+
+    Attributes:
+        per_record: metric -> per-example scores (``nll``, and the generation metrics when the
+            primary metric needs generations).
+        metrics: metric -> value over the examples (``perplexity`` token-weighted).
+        counts: completion tokens per example (the NLL's weights for perplexity).
+        generations: the greedy generation per example, or None when not generated.
+        details: ``prompts_truncated``, ``generation`` stats, ``prompt_format`` and ``example_prompt``.
+    """
+
+    per_record: dict[str, np.ndarray]
+    metrics: dict[str, float | None]
+    counts: list[int]
+    generations: list[str] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def score_sft_model(
+    model: Any, tok: Any, examples: list, primary: str, cfg: Any,
+    *, batch_size: int, max_length: int, bf16: bool, progress: Any = None, label: str = "",
+) -> SftScores:  # fmt: skip
+    """Score one loaded model on the examples: completion NLL, and greedy generations when ``primary`` needs them."""
+    nll, counts, truncated = score_nll(
+        model, tok, examples, max_length=max_length, batch_size=batch_size, bf16=bf16, progress=progress, label=label
+    )
+    details: dict[str, Any] = {
+        "prompts_truncated": truncated,
+        "prompt_format": "chat template" if getattr(tok, "chat_template", None) else "plain text",
+        "example_prompt": prompt_text(tok, examples[0].messages)[:_SHOW_CHARS],
+    }
+    return sft_scores(nll, counts, _generate(model, tok, examples, primary, cfg, batch_size, max_length, bf16, progress,
+                                              label, details), [ex.references for ex in examples], primary, details)  # fmt: skip
+
+
+def _generate(model: Any, tok: Any, examples: list, primary: str, cfg: Any, batch_size: int, max_length: int,
+              bf16: bool, progress: Any, label: str, details: dict[str, Any]) -> list[str] | None:  # fmt: skip
+    if primary not in GENERATION_METRICS:
+        return None
+    outs, details["generation"] = generate(
+        model, tok, examples, max_new_tokens=cfg.max_new_tokens, max_length=max_length,
+        batch_size=batch_size, bf16=bf16, progress=progress, label=label,
+    )  # fmt: skip
+    return outs
+
+
+def sft_scores(nll: list[float], counts: list[int], generations: list[str] | None, references: list[list[str]],
+               primary: str, details: dict[str, Any]) -> SftScores:  # fmt: skip
+    """The per-record scores and metrics from per-example NLL, token counts and generations.
+
+    The one place the metrics are computed, so scores read back from the baseline stage's
+    records give exactly what scoring again gives.
+    """
+    scores = {"nll": np.asarray(nll, dtype=float)}
+    values: dict[str, float | None] = {
+        "nll": float(np.mean(scores["nll"])),
+        # Token-weighted over the whole test set, as perplexity is usually reported.
+        "perplexity": math.exp(float(np.dot(scores["nll"], counts)) / max(sum(counts), 1)),
+    }
+    if generations is not None:
+        gen = generation_scores(generations, references, primary)
+        scores.update(gen)
+        values.update({k: float(v.mean()) for k, v in gen.items()})
+    return SftScores(scores, values, list(counts), generations, details)
+
+
 def run_sft(
     base: Any, tuned: Any, records: list, source: str, primary: str, cfg: Any, ui: Any,
     *, seed: int, batch_size: int, max_length: int, bf16: bool, forgetting_n: int = FORGETTING_TEXTS,
+    base_scores: SftScores | None = None,
 ) -> ModelRun:  # fmt: skip
+    """Score the base zero-shot and the tuned model on the same examples.
+
+    ``base_scores``: the base model's scores computed before training (the pipeline's baseline
+    stage) with the same settings; the base is then not scored again (it still loads for the
+    forgetting check, which scores general text).
+    """
     examples = sft_examples(records, source)
-    references = [ex.references for ex in examples]
     texts, text_source = None, None
     if cfg.forgetting_text:
         texts, text_source = forgetting_texts(cfg.forgetting_text, forgetting_n, seed)
@@ -38,52 +113,44 @@ def run_sft(
             "forgetting check skipped: no general text configured. Fix: pass --forgetting-text FILE, "
             "or xsum / fortunes for a real corpus (eval.forgetting_text in a config)."
         )
-    per_record: dict[str, dict[str, np.ndarray]] = {}
-    metrics: dict[str, dict[str, float | None]] = {}
-    generations: dict[str, list[str]] = {}
-    details: dict[str, Any] = {"generation": {}, "max_length": max_length, "bf16": bf16}
+    scored: dict[str, SftScores] = {"base": base_scores} if base_scores is not None else {}
     text_scores: dict[str, tuple[list[float], list[int]]] = {}
     with ui.progress() as progress:
         for who in ("base", "tuned"):
-            if who == "base":
-                model, tok = load_model(base, "sft", seed=seed)
-            else:
-                model, tok = load_tuned(tuned, base, "sft", seed=seed)
+            if who in scored and texts is None:
+                continue
+            model, tok = load_model(base, "sft", seed=seed) if who == "base" else load_tuned(tuned, base, "sft", seed=seed)
             model.eval().to(inference_device())
-            if who == "base":
-                details["prompt_format"] = "chat template" if getattr(tok, "chat_template", None) else "plain text"
-                details["example_prompt"] = prompt_text(tok, examples[0].messages)[:_SHOW_CHARS]
-            nll, counts, truncated = score_nll(
-                model, tok, examples, max_length=max_length, batch_size=batch_size, bf16=bf16, progress=progress, label=who
-            )
-            details[f"{who}_prompts_truncated"] = truncated
-            scores = {"nll": np.asarray(nll)}
-            values: dict[str, float | None] = {
-                "nll": float(np.mean(nll)),
-                # Token-weighted over the whole test set, as perplexity is usually reported.
-                "perplexity": math.exp(float(np.dot(nll, counts)) / max(sum(counts), 1)),
-            }
-            if primary in GENERATION_METRICS:
-                outs, stats = generate(
-                    model, tok, examples, max_new_tokens=cfg.max_new_tokens, max_length=max_length,
-                    batch_size=batch_size, bf16=bf16, progress=progress, label=who,
-                )  # fmt: skip
-                generations[who] = outs
-                details["generation"][who] = stats
-                gen = generation_scores(outs, references, primary)
-                scores.update(gen)
-                values.update({k: float(v.mean()) for k, v in gen.items()})
+            if who not in scored:
+                scored[who] = score_sft_model(model, tok, examples, primary, cfg, batch_size=batch_size,
+                                              max_length=max_length, bf16=bf16, progress=progress, label=who)  # fmt: skip
             if texts is not None:
                 text_scores[who] = text_nll(
                     model, tok, texts, max_length=FORGETTING_TOKENS, batch_size=batch_size, bf16=bf16
                 )
-            per_record[who], metrics[who] = scores, values
             release(model)
     forgetting = _forgetting(text_scores, text_source, cfg, seed) if texts is not None else {
         "status": "skipped",
         "reason": "no general text configured (eval.forgetting_text / --forgetting-text); "
         "use a text file, or xsum / fortunes for a real corpus",
     }
+    return ModelRun("base", {w: s.metrics for w, s in scored.items()}, {w: s.per_record for w, s in scored.items()},
+                    _record_fields(examples, scored), forgetting, _details(scored, max_length, bf16))  # fmt: skip
+
+
+def _details(scored: dict[str, SftScores], max_length: int, bf16: bool) -> dict[str, Any]:
+    details: dict[str, Any] = {"generation": {}, "max_length": max_length, "bf16": bf16}
+    for who, s in scored.items():
+        if who == "base":
+            details["prompt_format"] = s.details.get("prompt_format")
+            details["example_prompt"] = s.details.get("example_prompt")
+        details[f"{who}_prompts_truncated"] = s.details.get("prompts_truncated")
+        if "generation" in s.details:
+            details["generation"][who] = s.details["generation"]
+    return details
+
+
+def _record_fields(examples: list, scored: dict[str, SftScores]) -> list[dict[str, Any]]:
     fields = []
     for i, ex in enumerate(examples):
         row: dict[str, Any] = {
@@ -92,10 +159,11 @@ def run_sft(
         }
         if ex.references != [ex.completion]:
             row["references"] = ex.references
+        generations = {who: s.generations[i] for who, s in scored.items() if s.generations is not None}
         if generations:
-            row["generation"] = {who: outs[i] for who, outs in generations.items()}
+            row["generation"] = generations
         fields.append(row)
-    return ModelRun("base", metrics, per_record, fields, forgetting, details)
+    return fields
 
 
 def _forgetting(scores: dict[str, tuple[list[float], list[int]]], source: Any, cfg: Any, seed: int) -> dict[str, Any]:

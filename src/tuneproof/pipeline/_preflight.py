@@ -57,12 +57,13 @@ def _baseline_scores(run_dir: Path, metric: str) -> list[float] | None:
 def mde_for(cfg: RunConfig, n_test: int, measured: dict[str, Any] | None = None) -> dict[str, Any]:
     metric = cfg.primary_metric
     bounded = metric != "nll"
-    scores = _baseline_scores(cfg.run_dir, metric)
+    # The base model's scores on test from the baseline stage (stale ones do not count when it is off).
+    scores = _baseline_scores(cfg.run_dir, metric) if cfg.pipeline.stages.get("baseline") else None
     n = min(n_test, cfg.eval.limit) if cfg.eval.limit else n_test
-    if scores and len(scores) > 1:
-        mean = sum(scores) / len(scores)
-        var = sum((s - mean) ** 2 for s in scores) / (len(scores) - 1)
-        var_diff, source = 2 * var, "2 x the baseline's per-record variance (tuned assumed as variable)"
+    if scores and (found := measured_variance({"name": "the base model zero-shot (baseline/records.jsonl)",
+                                               "scores": scores, "bounded": bounded, "before_training": True}, n)):
+        var_diff, source = found
+        measured = {"name": "the base model zero-shot", "bounded": bounded}
     elif measured and (found := measured_variance(measured, n)):
         var_diff, source = found
     elif bounded:
@@ -86,9 +87,11 @@ def measured_variance(measured: dict[str, Any], n: int) -> tuple[float, str] | N
     (a Bernoulli for accuracy: var = p(1-p)); a tuned model that scores p + delta has
     var <= (p + delta)(1 - p - delta) (Bhatia-Davis, equality for 0/1 scores), so
     var(d) <= var(reference) + (p + delta)(1 - p - delta), with delta the MDE itself (a fixed
-    point, a few iterations). A continuous baseline's scores (the lead's ROUGE-L) give
-    var(d) ~ 2 var(reference): the tuned model assumed as variable, the correlation ignored.
-    None when the scores are too few or do not vary (a continuous baseline).
+    point, a few iterations). Scores passed with ``bounded`` false (the lead's ROUGE-L,
+    the base model's NLL) give var(d) ~ 2 var(reference): the tuned model assumed as variable,
+    the correlation ignored. ``measured["before_training"]`` marks the base
+    model's own scores from the baseline stage. None when the scores are too few, or unbounded
+    scores do not vary.
     """
     x = [float(v) for v in measured["scores"]]
     if len(x) < 2 or n <= 0:
@@ -100,14 +103,16 @@ def measured_variance(measured: dict[str, Any], n: int) -> tuple[float, str] | N
         if var <= 0:
             return None
         return 2 * var, f"measured: 2 x {name}'s per-record variance {var:.4g} on test (tuned assumed as variable)"
-    delta = 0.0
+    # From the worst case down: a reference that scores 0 everywhere would otherwise stay at the
+    # fixed point delta = 0 (q = 0, no variance), claiming any gain detectable.
+    delta = minimum_detectable_effect(n, var + 0.25)
     for _ in range(50):
         q = min(p + delta, 1.0)
         delta = minimum_detectable_effect(n, var + q * (1 - q))
     q = min(p + delta, 1.0)
     return var + q * (1 - q), (f"measured: {name} scores {p:.3f} on test (variance {var:.4g}); var(d) <= var + "
-                               f"q(1-q) with q = {q:.3f}, the score the tuned model needs (non-negative correlation assumed); "
-                               "the base model was not scored before training")  # fmt: skip
+                               f"q(1-q) with q = {q:.3f}, the score the tuned model needs (non-negative correlation assumed)"
+                               + ("" if measured.get("before_training") else "; the base model was not scored before training"))  # fmt: skip
 
 
 def _throughput(cfg: RunConfig) -> tuple[float, str]:

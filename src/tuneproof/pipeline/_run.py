@@ -154,6 +154,40 @@ def run_split(ctx: Ctx) -> list[Path]:
     return [out / f"{p}.jsonl" for p in ("train", "val", "test")] + [out / "split.json"]
 
 
+def _eval_bf16(cfg: RunConfig) -> bool:
+    """Scoring follows train.bf16 on the device it runs on (the GPU when there is one)."""
+    from tuneproof.models import inference_device
+    from tuneproof.train import resolve_bf16
+
+    return resolve_bf16(cfg.train.bf16, on_gpu=inference_device().type == "cuda")
+
+
+def run_baseline(ctx: Ctx) -> list[Path]:
+    """The base model zero-shot on the test split before any training (SFT), as the evaluation scores it."""
+    out = ctx.dir("baseline")
+    if ctx.cfg.task != "sft":
+        # The probe is fit and scored by the evaluation; stale scores must not stand in for it.
+        for stale in ("records.jsonl", "baseline.json"):
+            (out / stale).unlink(missing_ok=True)
+        ctx.note = "skipped: classification's reference, the linear probe, is fit and scored in the evaluate stage"
+        ctx.console.print(f"  baseline: {ctx.note}", highlight=False)
+        return []
+    from tuneproof.evaluate._baseline import score_baseline
+
+    cfg = ctx.cfg
+    info = score_baseline(cfg.model.name, ctx.dir("split") / "test.jsonl", out, config=cfg.eval, seed=cfg.train.seed,
+                          max_length=cfg.model.max_length, bf16=_eval_bf16(cfg), console=ctx.console)  # fmt: skip
+    ctx.console.print(f"  baseline: the base model zero-shot scores {info['metric']} {info['mean']:.4g} on {info['n']} "
+                      "test records, before training", highlight=False)  # fmt: skip
+    return [out / "records.jsonl", out / "baseline.json"]
+
+
+def _baseline_records(ctx: Ctx) -> Path | None:
+    """The baseline stage's per-record scores when it is on and wrote them (SFT)."""
+    path = ctx.dir("baseline") / "records.jsonl"
+    return path if ctx.cfg.pipeline.stages["baseline"] and path.exists() else None
+
+
 def run_preflight(ctx: Ctx) -> list[Path]:
     cfg = ctx.cfg
     on = cfg.pipeline.stages
@@ -350,19 +384,17 @@ def run_evaluate(ctx: Ctx) -> list[Path]:
 
     cfg, out = ctx.cfg, ctx.dir("evaluate")
     split = ctx.dir("split")
-    from tuneproof.models import inference_device
-    from tuneproof.train import resolve_bf16
-
-    # Scoring follows train.bf16 on the device it runs on (the GPU when there is one). The probe
-    # and the cheap references learn from the data the tuned model trained on (the raw data when
-    # the curation A/B reverted curation).
-    bf16 = resolve_bf16(cfg.train.bf16, on_gpu=inference_device().type == "cuda")
+    # Scoring follows train.bf16 on the device it runs on. The probe and the cheap references
+    # learn from the data the tuned model trained on (the raw data when the curation A/B
+    # reverted curation). The base model's scores from the baseline stage are reused.
+    bf16 = _eval_bf16(cfg)
     res = evaluate(cfg.model.name, ctx.dir("train") / "model", split / "test.jsonl", out, task=cfg.task,
                    config=cfg.eval.model_copy(update={"min_effect": min_effect(cfg)}),
                    train=_train_file(ctx) or split / "train.jsonl", labels=cfg.model.labels,
                    seed=cfg.train.seed, max_length=cfg.model.max_length, bf16=bf16,
                    tracking_uri=cfg.tracking.resolved_uri(), experiment=cfg.tracking.experiment,
-                   parent_run_id=ctx.parent_run_id, console=ctx.console)  # fmt: skip
+                   parent_run_id=ctx.parent_run_id, console=ctx.console,
+                   reference_scores=_baseline_records(ctx))  # fmt: skip
     ctx.console.print("  " + res.summary().replace("\n", "\n  "), highlight=False)
     return [out / "eval.json", out / "records.jsonl"]
 
@@ -400,8 +432,12 @@ STAGES: list[Stage] = [
                        "val": cfg.data.val_fraction, "test": cfg.data.test_fraction, "eval_path": cfg.data.eval_path,
                        "grouping": "near-duplicate clusters v1"},
           run_split),  # fmt: skip
+    Stage("baseline", lambda c: _split_files(c, "test"),
+          lambda cfg: {"task": cfg.task, "model": cfg.model.name, "max_length": cfg.model.max_length, "seed": cfg.train.seed,
+                       "bf16": cfg.train.bf16, "eval": cfg.eval.model_dump(mode="json", include={"metric", "max_new_tokens", "limit"})},
+          run_baseline),  # fmt: skip
     Stage("preflight", lambda c: [*_split_files(c, "train", "val", "test"), c.dir("curate") / "manifest.json",
-                                  c.dir("audit") / "audit.json"],
+                                  c.dir("audit") / "audit.json", c.dir("baseline") / "records.jsonl"],
           lambda cfg: {**_training_slice(cfg), "pipeline": cfg.pipeline.model_dump(mode="json"), "metric": cfg.primary_metric,
                        "min_effect": min_effect(cfg), "limit": cfg.eval.limit, "n_trials": cfg.search.n_trials}, run_preflight),  # fmt: skip
     Stage("lr_sweep", lambda c: [*_split_files(c, "train", "val"), _manifest(c)],
@@ -420,7 +456,7 @@ STAGES: list[Stage] = [
     Stage("train", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("tune") / "best.yaml",
                               c.dir("lr_sweep") / "lr_sweep.json", c.dir("curation_ab") / "ab.json"], _training_slice,
           run_train),  # fmt: skip
-    Stage("evaluate", lambda c: [*_split_files(c, "train", "test"), c.dir("train") / "model"],
+    Stage("evaluate", lambda c: [*_split_files(c, "train", "test"), c.dir("train") / "model", c.dir("baseline") / "records.jsonl"],
           lambda cfg: {"task": cfg.task, "model": cfg.model.name, "eval": cfg.eval.model_dump(mode="json"),
                        "min_effect": min_effect(cfg), "max_length": cfg.model.max_length}, run_evaluate),  # fmt: skip
 ]
@@ -446,7 +482,7 @@ def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | 
         console: Any = None) -> RunResult:  # fmt: skip
     """Run the whole pipeline into ``runs/<name>/``; stages whose inputs and config are unchanged are skipped.
 
-    Stages: audit, curate, split, preflight, lr_sweep, curation_ab, tune, train, evaluate, then
+    Stages: audit, curate, split, baseline, preflight, lr_sweep, curation_ab, tune, train, evaluate, then
     the decision and the report. Each records the sha256 of its input files and of its config
     slice in ``pipeline.json``; a rerun skips a stage when both match and its outputs exist, so
     an interrupted run resumes where it stopped. ``pipeline.stages.<name>: false`` switches one off.

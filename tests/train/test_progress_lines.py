@@ -63,3 +63,14 @@ def test_logged_progress_prints_each_task_a_minute_apart_when_piped():
 
 def test_eta_reads_as_a_duration():
     assert [eta(12.4), eta(250), eta(3720)] == ["12s", "4m10s", "1h02m"]
+
+
+def test_the_evaluation_progress_prints_plain_lines_off_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from tuneproof._ticker import LoggedProgress
+    from tuneproof.evaluate._api import _Ui
+
+    assert isinstance(_Ui(Console(file=io.StringIO(), force_terminal=False)).progress(), LoggedProgress)

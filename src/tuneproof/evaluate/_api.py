@@ -331,9 +331,12 @@ class _Ui:
         self.console = console or Console(stderr=True)
 
     def progress(self) -> Any:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-        return Progress(
+        from tuneproof._ticker import LoggedProgress
+
+        # Bars on a terminal; on a file or pipe, also a plain line a minute, so a long scoring pass shows life.
+        return LoggedProgress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=self.console, transient=False,
         )  # fmt: skip

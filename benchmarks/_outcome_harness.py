@@ -101,11 +101,21 @@ def append_result(path: Path, row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+def git_commit() -> str:
+    """The checkout's short commit, with ``+dirty`` when tracked files differ from it: what produced a row."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True)
+    return done.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def conditions() -> dict[str, Any]:
     import torch
 
     return {"threads": torch.get_num_threads(), "load": [round(x, 2) for x in os.getloadavg()],
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit()}  # fmt: skip
 
 
 # ---- configs ----------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -116,13 +115,6 @@ def truth_types(kind: str, origins: list[str], keys: list[str], copies: list[lis
 
 
 # ---- one scenario ----------------------------------------------------------------------------
-
-
-def _git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True)
-    return done.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def _curate(name: str, suite: str, seed: int, work: Path) -> tuple[Any, dict[str, Any], Any]:
@@ -254,7 +246,9 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     root = args.work or Path(os.environ.get("TUNEPROOF_CACHE", Path.home() / ".cache" / "tuneproof")) / "curation_quality"
-    commit, date = _git_commit(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+    from _outcome_harness import git_commit
+
+    commit, date = git_commit(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     print(f"curation quality, suite {args.suite}, seed {args.seed}: {names}; commit {commit}; threads "
           f"{torch.get_num_threads()}, load {os.getloadavg()}")  # fmt: skip
     rows = []

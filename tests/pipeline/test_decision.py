@@ -154,3 +154,14 @@ def test_truncation_for_classification_says_the_end_is_cut(tmp_path):
         risk = _truncation_risk(cfg, [100] * 9 + [20], where)
         assert risk["level"] == "medium" and "9 of 10" in risk["evidence"]
         assert "first 64 tokens and cut its end" in risk["evidence"] and "middle" not in risk["evidence"]
+
+
+def test_a_gain_below_zero_is_not_blamed_on_the_test_size(tmp_path):
+    cfg = _cfg(tmp_path)
+    rd = cfg.run_dir
+    (rd / "preflight").mkdir(parents=True)
+    (rd / "preflight/preflight.json").write_text(json.dumps({"min_detectable_effect": {"value": 0.2, "n_test": 50,
+                                                             "alpha": 0.05, "power": 0.8}, "risks": []}))  # fmt: skip
+    _write_eval(rd, "no_change", 0.757, 0.723, ci=(-0.08, 0.01), n=300)  # tuned below the probe, within noise
+    codes = [c["code"] for c in decide(cfg)["causes"]]
+    assert "test_too_small" not in codes and codes[0] == "not_better"

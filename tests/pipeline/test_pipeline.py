@@ -139,7 +139,7 @@ def test_an_untrained_model_is_not_proven_and_says_why(pipeline_config, tmp_path
     dec = res.decision
     assert dec["ship"] is False and dec["headline"] == "not proven: do not ship"
     assert dec["causes"] and all({"code", "evidence", "next"} <= set(c) for c in dec["causes"])
-    assert dec["causes"][0]["code"] in {"test_too_small", "no_effect", "data_problem", "budget"}
+    assert dec["causes"][0]["code"] in {"not_better", "test_too_small", "no_effect", "data_problem", "budget"}
     assert not (res.run_dir / "model").exists()
     st = _status(res)
     assert st["lr_sweep"] == "off" and st["tune"] == "off"

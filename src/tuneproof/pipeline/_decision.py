@@ -94,7 +94,12 @@ def likely_causes(ev: dict[str, Any] | None, pre: dict[str, Any], tr: dict[str, 
         causes.append(cured[0])
     mde = measured_mde(ev) or pre.get("min_detectable_effect") or {}
     gain = d["value"] if higher else -d["value"]
-    if mde.get("value") is not None and abs(gain) < mde["value"]:
+    if gain <= 0 and ev.get("verdict") != "regressed":
+        # More test records cannot prove a gain that is not there: the tuned model is no better.
+        causes.append({"code": "not_better", "evidence": f"the tuned model scores {metric} {d['tuned']:.4g} against the "
+                       f"{ev['reference']}'s {ref:.4g} (delta {d['value']:+.4g}): no better, within noise",
+                       "next": "check the lr sweep plot and the training curves; if the reference is this good, use it"})  # fmt: skip
+    elif mde.get("value") is not None and 0 < gain < mde["value"]:
         causes.append({"code": "test_too_small", "evidence": f"the effect {gain:+.4g} is below the minimum detectable effect "
                        f"{mde['value']:.3g} for {mde.get('n_test')} test records (alpha {mde.get('alpha')}, power {mde.get('power')}; "
                        f"{mde.get('variance_source', 'preflight estimate')})",

@@ -222,7 +222,7 @@ def _train_compute(res: Any, batch_size: int, grad_accum: int = 1) -> dict[str, 
 
 
 def pipeline_compute(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Steps and tokens of every training a `tuneproof run` did: sweep, all trials, final training."""
+    """Steps and tokens of every training a `tuneproof run` did: sweep, curation A/B arms, all trials, final training."""
     import yaml
 
     tr = run_dir / "train" / "train.json"
@@ -249,6 +249,11 @@ def pipeline_compute(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             tokens += n * int(t["params"].get("batch_size", bs0)) * ga0 * tpe
             states[t["state"]] = states.get(t["state"], 0) + 1
         parts["tune"] = {"steps": steps, "tokens": tokens, "runs": len(rows), "states": states}
+    ab = run_dir / "curation_ab" / "ab.json"
+    if ab.is_file() and not json.loads(ab.read_text()).get("skipped"):
+        arms = json.loads(ab.read_text()).get("arms") or {}
+        steps = sum(int(a.get("steps") or 0) for a in arms.values())
+        parts["curation_ab"] = {"steps": steps, "tokens": steps * bs0 * ga0 * tpe, "runs": len(arms)}
     best = run_dir / "tune" / "best.yaml"
     bs, ga = bs0, ga0
     if best.is_file():

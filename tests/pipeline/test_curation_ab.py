@@ -177,3 +177,13 @@ def test_classification_arms_are_scored_by_cross_entropy_per_record(tmp_path, ti
         assert out["arms"][arm]["val_loss"] == pytest.approx(out["arms"][arm]["engine_val_loss"], rel=1e-3)
     assert out["decision"] in ("keep", "revert") and out["n_records"] == 10
     assert not (tmp_path / "ab/curated/model").exists()  # scored, then deleted: only train.json stays
+
+
+def test_a_revert_is_acted_on_only_when_a_second_seed_replicates_it():
+    from tuneproof.pipeline._ab import replicated
+
+    worse = {"decision": "revert", "why": "curated worse beyond noise", "difference": 0.08}
+    assert replicated(worse, {"decision": "revert", "why": "again worse"})["decision"] == "revert"
+    kept = replicated(worse, {"decision": "keep", "why": "within noise", "difference": 0.01})
+    assert kept["decision"] == "keep" and "did not replicate" in kept["why"]
+    assert kept["replication"]["difference"] == 0.01 and kept["difference"] == 0.08  # the first pair's numbers stay

@@ -33,8 +33,10 @@ import numpy as np
 from tuneproof.config import RunConfig, load_config
 from tuneproof.data import Record, load_records
 
-__all__ = ["AB_FILE", "RAW_TRAIN", "ab_budget", "ab_decision", "arm_val_losses", "curation_ab", "paired_ab", "raw_training_rows",
-           "reverted_train_path"]
+__all__ = [
+    "AB_FILE", "RAW_TRAIN", "ab_budget", "ab_decision", "arm_val_losses", "curation_ab", "paired_ab",
+    "raw_training_rows", "replicated", "reverted_train_path",
+]  # fmt: skip
 
 AB_FILE = "ab.json"
 RAW_TRAIN = "raw_train.jsonl"  # arm B of the curation A/B: what tune and train use when it wins
@@ -171,6 +173,28 @@ def paired_ab(
     result = ab_decision(losses[a], losses[b], a=a, b=b, confidence=cfg.eval.confidence, resamples=cfg.eval.bootstrap,
                          seed=cfg.train.seed)  # fmt: skip
     return {**result, "arms": info, "steps": steps, "lr": lr, "val_records": len(loaded.records), "val_file": str(val_path)}
+
+
+def replicated(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """The A/B's outcome when a first pair of trainings said "revert" and a second pair, with
+    another seed, was run to check it: revert only when both say so.
+
+    A bootstrap over validation records treats each arm's model as fixed; two short trainings
+    also differ by their data order and initialisation, which no resampling of records shows.
+    A decision to drop the intervention is acted on only when it holds for a second seed.
+
+    Example:
+        >>> replicated({"decision": "revert", "why": "a"}, {"decision": "keep", "why": "b", "difference": 0.01})["decision"]
+        'keep'
+    """
+    out = {**first, "replication": {k: second.get(k) for k in ("decision", "why", "val_loss", "difference", "ci", "noise")}}
+    if second["decision"] == "revert":
+        out["why"] = f"{first['why']}; replicated with another seed ({second['why']})"
+        return out
+    out["decision"] = "keep"
+    out["why"] = (f"a first pair of trainings said {first['why']}, but a second pair with another seed did not "
+                  f"replicate it ({second['why']}): the difference is within the training's own noise, so curation is kept")
+    return out
 
 
 def _texts(records: list[Record]) -> list[str]:
@@ -337,8 +361,16 @@ def curation_ab(
             extra = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
             (out / RAW_TRAIN).write_text(train_text + ("" if not train_text or train_text.endswith("\n") else "\n") + extra,
                                          encoding="utf-8")  # fmt: skip
-            ab = paired_ab(cfg, {"curated": split_dir / "train.jsonl", "raw": out / RAW_TRAIN}, split_dir / "val.jsonl", out,
-                           steps=steps, lr=lr, parent_run_id=parent_run_id, console=console)  # fmt: skip
+            arms = {"curated": split_dir / "train.jsonl", "raw": out / RAW_TRAIN}
+            ab = paired_ab(cfg, arms, split_dir / "val.jsonl", out, steps=steps, lr=lr, parent_run_id=parent_run_id,
+                           console=console)  # fmt: skip
+            if ab["decision"] == "revert":
+                # The interval covers the validation records, not the training's own randomness
+                # (data order, seed): a revert must replicate with another seed before it is acted on.
+                again = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": cfg.train.seed + 1})})
+                second = paired_ab(again, arms, split_dir / "val.jsonl", out / "replication", steps=steps, lr=lr,
+                                   parent_run_id=parent_run_id, console=console)  # fmt: skip
+                ab = replicated(ab, second)
             result.update(ab, lr_source=lr_source)
     (out / AB_FILE).write_text(json.dumps(result, indent=1, default=str) + "\n")
     return result

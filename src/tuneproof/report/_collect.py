@@ -216,7 +216,7 @@ def _curation_ab(r: _Reader, pipeline: Any) -> dict[str, Any]:
     if data.get("skipped"):
         return _not_run(f"skipped: {data['skipped']}")
     keys = ("decision", "why", "val_loss", "difference", "ci", "noise", "confidence", "arms", "steps", "lr", "lr_source",
-            "val_records", "removed", "added_to_raw", "excluded")  # fmt: skip
+            "val_records", "removed", "added_to_raw", "excluded", "replication")  # fmt: skip
     return {"status": "ok", **{k: data.get(k) for k in keys}}
 
 

@@ -6,7 +6,6 @@ import json
 
 import optuna
 import pytest
-import yaml
 
 from tuneproof.config import load_config
 from tuneproof.search import tune

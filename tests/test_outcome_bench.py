@@ -288,6 +288,21 @@ def test_curation_truth_credits_either_copy_of_a_duplicate_pair():
     assert both[0] == "clean" and both[2] == "exact_duplicate"
 
 
+def test_signal_limit_measures_what_an_oracle_threshold_could_remove():
+    # Clean rows score 1..100; four off-domain rows score 0.5, 1.5, 50 and 200. An oracle that
+    # may lose 2% of the clean rows cuts at their 2% quantile (2.98) and catches the first two.
+    from curation_quality import signal_limit
+
+    clean = [float(x) for x in range(1, 101)]
+    scores = clean + [0.5, 1.5, 50.0, 200.0]
+    types = ["clean"] * 100 + ["off_domain"] * 4
+    out = signal_limit(scores, types, {100: {"off_domain"}})["off_domain"]
+    assert out["n"] == 4 and out["oracle_removed_at_2pct_clean_lost"] == 0.5 and out["by_off_domain"] == 0.25
+    # AUC: 0.5 and 1.5 are below (nearly) all clean rows, 50 below 50 and ties one (half), 200 none.
+    assert out["auc"] == pytest.approx((1.0 + 0.99 + 0.505 + 0.0) / 4, abs=1e-3)
+    assert signal_limit(None, types, {}) is None
+
+
 @pytest.mark.parametrize("suite", ["quick", "full"])
 def test_every_scenario_makes_a_valid_run_config_with_its_domain_hint(tmp_path, suite):
     # No data is built: the config is what `tuneproof run` would get for each scenario.

@@ -107,7 +107,7 @@ EvalOpt = Annotated[Optional[Path], typer.Option("--eval", help="Eval data, to c
 ModelOpt = Annotated[
     Optional[str], typer.Option(help="Model whose tokenizer measures length (too_long); default: the config's, or smollm2-135m.")
 ]
-TaskOpt = Annotated[Optional[str], typer.Option(help="sft or classification (adds label_issue); default: the config's, or sft.")]
+TaskOpt = Annotated[Optional[str], typer.Option(help="sft or classification (label_issue runs for classification, and for SFT whose answers are a few labels); default: the config's, or sft.")]
 FieldsOpt = Annotated[
     Optional[list[str]], typer.Option("--field", help="Map a canonical field to a column, e.g. --field prompt=question.")
 ]

@@ -276,9 +276,29 @@ def test_label_issues_none_on_clean_labels():
     assert len(found) <= 3  # clean, separable data: no (or almost no) alarm
 
 
-def test_label_issues_need_classification_and_two_classes(clean_qa):
-    with pytest.raises(CheckNotRun, match="not classification"):
-        list(LabelIssueCheck().run(clean_qa, context()))
+def test_label_issues_read_an_sft_label_set_from_the_prompt_alone():
+    # The same reviews as SFT: the prompt asks for the sentiment, the completion is one word
+    # ("Positive." / "negative" spellings normalise to one label). The completion is the
+    # label, so the features must come from the prompt; with it, every flip would look right.
+    rows = _reviews(600, seed=1)
+    flipped = set(range(0, 600, 10))
+    spell = {"pos": "Positive.", "neg": "negative"}
+    records = [
+        Record(f"s.jsonl:{i}", Schema.PROMPT_COMPLETION,
+               {"prompt": f"Review: {t}\nSentiment:", "completion": spell["neg" if y == "pos" else "pos"] if i in flipped else spell[y]})
+        for i, (t, y) in enumerate(rows)
+    ]  # fmt: skip
+    found = list(LabelIssueCheck().run(records, context(task="sft")))
+    hit = {f.index for f in found}
+    assert len(hit & flipped) / len(flipped) >= 0.5 and len(hit & flipped) / len(hit) >= 0.9
+    f = next(f for f in found if f.index in flipped)
+    assert f.details["suggested_label"] == spell[rows[f.index][1]]  # the answer as the data spells it
+    assert f.reason.startswith("Answered") and "prompts" in f.reason
+
+
+def test_label_issues_need_labels_and_two_classes(clean_qa):
+    with pytest.raises(CheckNotRun, match="free text"):
+        list(LabelIssueCheck().run(clean_qa, context(task="sft")))
     one_class = _label_records([("good film", "pos")] * 10)
     with pytest.raises(CheckNotRun, match="at least 2 classes"):
         list(LabelIssueCheck().run(one_class, context(task="classification")))

@@ -134,7 +134,7 @@ def audit(
         domain_text: a sentence describing the domain, instead of ``domain``.
         eval_data: held-out evaluation data (leakage check).
         model: the model whose tokenizer measures length (too_long check).
-        task: ``sft`` or ``classification`` (label_issue runs for classification).
+        task: ``sft`` or ``classification`` (label_issue runs for classification, and for SFT whose completions are a small label set).
         fields: canonical field -> column mapping for ``data`` and ``eval_data``.
         config: thresholds and decisions; defaults to :class:`AuditConfig()`.
         out: if given, write ``findings.jsonl`` and ``audit.json`` there.

@@ -4,17 +4,24 @@ The probabilities come from a logistic regression on MiniLM embeddings and TF-ID
 features, fitted with stratified k-fold so every record is scored by a model that never
 saw it (cleanlab needs out-of-sample probabilities). The suggested label is the
 model's most likely class.
+
+Labels are a classification record's ``label``, or an SFT record's completion when the
+completions form a small label set (yes/no/maybe, a handful of categories: the rule of
+:func:`tuneproof.evaluate.answer_set`, answers compared after normalisation). An SFT label
+is predicted from the prompt alone: the completion is the label, so it never enters the
+features.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from tuneproof.audit._base import WARNING, CheckNotRun, Context, Finding, record_text
-from tuneproof.audit.relevance import record_embeddings
+from tuneproof.audit._base import WARNING, CheckNotRun, Context, Finding, completion_text, prompt_text, record_text
+from tuneproof.audit.relevance import embedder, record_embeddings
 from tuneproof.data import Record, Schema
 
 __all__ = ["LabelIssueCheck", "out_of_fold_probabilities"]
@@ -53,22 +60,66 @@ def out_of_fold_probabilities(
     return probs
 
 
+def _classification_labels(records: Sequence[Record], context: Context) -> tuple[list[str], list[str], dict, Any]:
+    """Texts, labels (as strings), label spelling and a features function for classification."""
+    if not records or records[0].schema != Schema.TEXT_LABEL:
+        raise CheckNotRun("the records have no labels (a text_label schema is needed)")
+    raw = [str(r.label) for r in records]
+    original = {str(r.label): r.label for r in records}  # keep ints as ints in the output
+    return [record_text(r) for r in records], raw, original, lambda: record_embeddings(records, context)
+
+
+def _sft_labels(records: Sequence[Record], context: Context) -> tuple[list[str], list[str], dict, Any]:
+    """Prompts, normalised answers, their common spelling and a prompt-features function, for
+    SFT whose completions form a label set."""
+    from tuneproof.evaluate import answer_set, normalize_answer
+
+    answers = [completion_text(r) for r in records]
+    if not records or any(a is None for a in answers):
+        raise CheckNotRun("the records have no completions to read as labels")
+    found = answer_set(answers)
+    if found is None:
+        raise CheckNotRun(
+            f"the completions are free text, not a label set (more than {_max_labels()} distinct answers, or "
+            "more than half as many as records); label issues apply to classification and to SFT answers from a "
+            "few labels"
+        )
+    prompts = [prompt_text(r) for r in records]
+
+    def features() -> np.ndarray:
+        if "prompts" not in context.embeddings:
+            context.embeddings["prompts"] = embedder(context).encode(
+                prompts, progress=context.progress, description="embedding prompts"
+            )
+        return context.embeddings["prompts"]
+
+    return prompts, [normalize_answer(a) for a in answers], found.surface, features
+
+
+def _max_labels() -> int:
+    from tuneproof.evaluate import MAX_LABELS
+
+    return MAX_LABELS
+
+
 class LabelIssueCheck:
     """Records whose label disagrees with what the rest of the data predicts for them."""
 
     name = "label_issue"
 
     def run(self, records: Sequence[Record], context: Context) -> Iterator[Finding]:
-        if context.task != "classification":
-            raise CheckNotRun("the task is not classification (pass --task classification)")
-        if not records or records[0].schema != Schema.TEXT_LABEL:
-            raise CheckNotRun("the records have no labels (a text_label schema is needed)")
+        if context.task == "classification":
+            texts, raw, original, features = _classification_labels(records, context)
+            noun, verb = "label", "Labelled"
+        elif context.task == "sft":
+            texts, raw, original, features = _sft_labels(records, context)
+            noun, verb = "answer", "Answered"
+        else:
+            raise CheckNotRun(f"the task {context.task!r} has no labels (classification, or SFT with a few answers)")
         try:
             from cleanlab.filter import find_label_issues
         except ImportError as exc:
             raise CheckNotRun(f"cleanlab is not installed ({exc}); pip install cleanlab (a tuneproof dependency: reinstall tuneproof)") from None
-        raw = [str(r.label) for r in records]
-        original = {str(r.label): r.label for r in records}  # keep ints as ints in the output
         classes = sorted(set(raw))
         counts = Counter(raw)
         folds = min(context.config.label_folds, min(counts.values()))
@@ -77,9 +128,8 @@ class LabelIssueCheck:
                 f"needs at least 2 classes with at least 2 records each (classes: {dict(counts)})"
             )
         labels = np.array([classes.index(x) for x in raw])
-        texts = [record_text(r) for r in records]
         try:
-            emb = record_embeddings(records, context)
+            emb = features()
         except CheckNotRun:
             emb = None  # TF-IDF alone still gives out-of-fold probabilities
             context.extras["label_features"] = "tf-idf only (embeddings unavailable)"
@@ -89,15 +139,17 @@ class LabelIssueCheck:
         # flipped, 68-76% of the top 50 were flips against 24-26% of all flagged (BENCHMARKS.md).
         ranked = [int(x) for x in find_label_issues(labels, probs, return_indices_ranked_by="self_confidence")]
         rank = {i: k for k, i in enumerate(ranked, 1)}
+        source = "the other records" if noun == "label" else "the other records' prompts"
         for i in sorted(ranked):
             suggested = original[classes[int(probs[i].argmax())]]
+            given = str(original[raw[i]])
             given_p = float(probs[i, labels[i]])
             yield Finding(
                 records[i].id, self.name, WARNING,
-                f"Labelled {raw[i]!r}, but a model trained on the other records gives that label "
+                f"{verb} {given!r}, but a model trained on {source} gives that {noun} "
                 f"probability {given_p:.2f}; it suggests {suggested!r} (rank {rank[i]} of {len(ranked)}, "
                 "1 = most likely mislabelled).",
-                "label disagrees with the data",
-                {"label": records[i].label, "suggested_label": suggested, "label_probability": round(given_p, 3),
+                f"{noun} disagrees with the data",
+                {"label": given, "suggested_label": suggested, "label_probability": round(given_p, 3),
                  "rank": rank[i]}, i,
             )  # fmt: skip

@@ -28,14 +28,18 @@ from tuneproof.evaluate._metrics import (
     rouge_l,
     token_f1,
 )
+from tuneproof.evaluate._references import MAX_LABELS, AnswerSet, answer_set
 from tuneproof.evaluate._sft import SftExample, encode_example, sft_examples
 
 __all__ = [
+    "MAX_LABELS",
     "METRICS",
+    "AnswerSet",
     "Delta",
     "EvalResult",
     "SftExample",
     "accuracy",
+    "answer_set",
     "auroc",
     "encode_example",
     "evaluate",

@@ -243,7 +243,7 @@ def _risks(cfg, train, val, lengths, final_steps, mde, curate_dir, audit_dir) ->
     load, cores = os.getloadavg()[0], os.cpu_count() or 1
     if load > cores:
         risks.append(_risk("machine_busy", "medium", f"load average {load:.1f} on {cores} cores: the time estimate assumes "
-                           "an idle machine; measured here at load ~5 on 2 cores, SmolLM2 LoRA trained at ~13 tok/s instead of ~450",
+                           "an idle machine (at load ~5 on 2 cores, SmolLM2 LoRA has trained at ~13 tok/s instead of ~450)",
                            "run when the machine is idle, or expect the run to take several times the estimate"))  # fmt: skip
     tr = cfg.train
     if cfg.pipeline.stages["train"] and final_steps * tr.batch_size * tr.grad_accum < n:

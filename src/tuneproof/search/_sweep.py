@@ -93,7 +93,7 @@ def recommend_range(grid: Sequence[float], best_i: int, method: str) -> tuple[fl
     usual range (:data:`DEFAULT_LR_RANGE`) beyond the best rate measured. Short runs favour
     high rates (short-horizon bias): a rate that wins after a few steps can be unstable over
     the full training (full fine-tuning at 2.6e-4, an unmeasured extension, collapsed MiniLM
-    to the majority class in the outcome benchmark, issue 8).
+    to the majority class in the outcome benchmark).
 
     Returns:
         ``(low, high, capped)``; ``capped`` is true when the ceiling cut the extension.
@@ -116,7 +116,7 @@ def training_lr(best: float, method: str, sweep_steps: int, horizon: int, *, sou
 
     A short run ranks rates by how fast they lower the loss, and the fastest is the highest
     that stays stable for a few steps, not the one that trains best over a long run
-    (short-horizon bias). Measured in the outcome benchmark (issue 8, BENCHMARKS.md): 10- and
+    (short-horizon bias). Measured in the outcome benchmark (BENCHMARKS.md): 10- and
     32-step sweeps of MiniLM full fine-tuning ranked 3e-4 best on spam and sentiment (an
     interior optimum of a grid up to 3e-3), while over their 130-460-step trainings 3e-4 was
     the worst rate of the oracle's grid and 3e-5-1e-4 the best. Longer training needs a

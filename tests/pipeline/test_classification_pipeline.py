@@ -8,6 +8,8 @@ the run must end "not proven: do not ship" with the strong reference as the firs
 from __future__ import annotations
 
 import json
+
+import pytest
 import random
 from collections import Counter
 from pathlib import Path
@@ -52,9 +54,14 @@ def test_a_strong_linear_probe_reference_means_not_proven_with_that_cause(tmp_pa
     rd = res.run_dir
     status = {s["name"]: s["status"] for s in res.stages}
     assert all(status[s] == "done" for s in ("audit", "curate", "split", "baseline", "preflight", "train", "evaluate", "decision")), status
-    # the probe is fit and scored by the evaluation; the baseline stage says so and writes no scores
-    (base,) = [s for s in res.stages if s["name"] == "baseline"]
-    assert "linear probe" in base["note"] and not (res.run_dir / "baseline/records.jsonl").exists()
+    # the probe is scored on test before training; the preflight's MDE comes from its accuracy
+    # there, and the evaluation fits it again on what the tuned model trained on: the same scores
+    info = json.loads((rd / "baseline/baseline.json").read_text())
+    assert info["reference"] == "probe" and info["metric"] == "accuracy"
+    rows = [json.loads(x) for x in (rd / "baseline/records.jsonl").read_text().splitlines()]
+    assert len(rows) == info["n"] and sum(r["base"]["accuracy"] for r in rows) / len(rows) == pytest.approx(info["mean"])
+    pre = json.loads((rd / "preflight/preflight.json").read_text())
+    assert "the linear probe (baseline/records.jsonl)" in json.dumps(pre)
 
     # the split was stratified: every split keeps the 2:1 label mix of what curation kept
     split = json.loads((rd / "split/split.json").read_text())
@@ -67,6 +74,7 @@ def test_a_strong_linear_probe_reference_means_not_proven_with_that_cause(tmp_pa
 
     ev = json.loads((rd / "evaluate/eval.json").read_text())
     assert ev["reference"] == "probe" and ev["metric"] == "accuracy"
+    assert ev["delta"]["reference"] == pytest.approx(info["mean"])
     assert ev["delta"]["reference"] >= 0.95, ev["delta"]  # the probe reads the give-away word
     assert ev["verdict"] != "improved"
 

@@ -8,7 +8,12 @@ generation budget, token budget, bf16, batch, seed, limit and the test file's sh
 into ``baseline.json``; the evaluation reuses the scores only when its own settings hash the
 same and the record ids match in order, and otherwise scores again and says why.
 
-Classification's reference, the linear probe, is fit and scored by the evaluation itself.
+Classification's reference is a linear probe on the base model's frozen embeddings, fit on
+the training split. :func:`score_probe_baseline` fits and scores it on test before training
+the same way the evaluation does (same embeddings, same probe, same seed), so the preflight's
+minimum detectable effect comes from the probe's own per-record accuracy. The evaluation fits
+the probe again on the data the tuned model actually trained on (the raw data when the
+curation A/B reverted curation), so its verdict never depends on this file.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from tuneproof.evaluate._api import GENERATION_METRICS, _clean, _load_test, _Ui,
 from tuneproof.evaluate._run_sft import SftScores, score_sft_model, sft_scores
 from tuneproof.evaluate._sft import sft_examples
 
-__all__ = ["load_base_scores", "score_baseline", "scoring_settings"]
+__all__ = ["load_base_scores", "score_baseline", "score_probe_baseline", "scoring_settings"]
 
 
 def _sha256(path: str | os.PathLike) -> str:
@@ -127,3 +132,51 @@ def load_base_scores(path: str | os.PathLike, records: list, source: str, settin
         return None, f"{rec_path} holds no generations, and the metric {settings['metric']!r} needs them"
     return sft_scores([r["base"]["nll"] for r in rows], [int(r["completion_tokens"]) for r in rows], generations,
                       [ex.references for ex in examples], settings["metric"], info.get("details") or {}), ""  # fmt: skip
+
+
+def score_probe_baseline(
+    base: str | os.PathLike, train: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *,
+    labels: list[str] | None = None, config: EvalConfig | None = None, seed: int = 0, batch_size: int = 8,
+    max_length: int = 512, console: Any = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Fit classification's reference, the linear probe, on ``train`` and score it on the test
+    records ``data`` before any training, as :func:`tuneproof.evaluate.evaluate` would.
+
+    Writes ``out/records.jsonl`` (per record: ``id``, ``base`` with its ``accuracy`` 0 or 1,
+    the reference's score under the same key as the SFT baseline's, and ``predicted``) and
+    ``out/baseline.json`` (``reference: "probe"``, its description, accuracy, n, labels).
+
+    Raises:
+        DataError: unreadable or unlabelled records, or a test label the training data lacks.
+    """
+    from tuneproof.data import load_records
+    from tuneproof.evaluate._classify import check_text_label, embed, fit_probe, label_ids, probe_proba
+    from tuneproof.models import inference_device, load_model, resolve_model
+
+    cfg = config or EvalConfig()
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = _load_test(data, None, None, cfg.limit, out_dir, console)
+    check_text_label(records, str(data))
+    train_records = load_records(train).records
+    check_text_label(train_records, str(train))
+    labels = list(labels or sorted({str(r.label) for r in train_records}))  # the training engine's rule
+    y, y_train = label_ids(records, labels, str(data)), label_ids(train_records, labels, str(train))
+    model, tok = load_model(base, "classification", labels=labels, seed=seed)
+    model.eval().to(inference_device())
+    base_dir = resolve_model(base).path
+    kw = {"max_length": max_length, "batch_size": batch_size}
+    train_x, pooling = embed(base_dir, model, tok, [str(r.text) for r in train_records], **kw)
+    test_x, _ = embed(base_dir, model, tok, [str(r.text) for r in records], **kw)
+    release(model)
+    pred = probe_proba(fit_probe(train_x, y_train, len(labels), seed), test_x, len(labels)).argmax(1)
+    correct = (pred == y).astype(float)
+    with (out_dir / "records.jsonl").open("w", encoding="utf-8") as f:
+        for r, c, p in zip(records, correct, pred):
+            f.write(json.dumps({"id": r.id, "base": {"accuracy": float(c)}, "predicted": labels[int(p)]}) + "\n")
+    info = {"model": str(base), "reference": "probe", "metric": "accuracy", "mean": float(correct.mean()),
+            "description": "a linear probe on the base model's frozen embeddings, fit on the training split",
+            "n": len(records), "n_train": len(train_records), "labels": labels, "pooling": pooling, "data": str(data),
+            "train": str(train)}  # fmt: skip
+    _write_json(out_dir / "baseline.json", _clean(info))
+    return info

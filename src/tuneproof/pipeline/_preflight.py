@@ -43,27 +43,30 @@ def minimum_detectable_effect(n: int, var_diff: float, alpha: float = ALPHA, pow
     return z * math.sqrt(var_diff / n)
 
 
-def _baseline_scores(run_dir: Path, metric: str) -> list[float] | None:
-    """Per-record reference scores from baseline/records.jsonl, when the baseline stage ran."""
+def _baseline_scores(run_dir: Path, metric: str) -> tuple[list[float] | None, str]:
+    """Per-record reference scores from baseline/records.jsonl, when the baseline stage ran, and
+    the reference's name: the base model zero-shot (SFT) or the linear probe (classification)."""
     rows = read_jsonl(run_dir / "baseline" / "records.jsonl")
     vals = []
     for r in rows:
         v = (r.get("base") or {}).get(metric) if isinstance(r.get("base"), dict) else r.get(f"base_{metric}")
         if isinstance(v, (int, float)):
             vals.append(float(v))
-    return vals or None
+    info = _read_json(run_dir / "baseline" / "baseline.json") or {}
+    name = "the linear probe" if info.get("reference") == "probe" else "the base model zero-shot"
+    return vals or None, name
 
 
 def mde_for(cfg: RunConfig, n_test: int, measured: dict[str, Any] | None = None) -> dict[str, Any]:
     metric = cfg.primary_metric
     bounded = metric != "nll"
     # The base model's scores on test from the baseline stage (stale ones do not count when it is off).
-    scores = _baseline_scores(cfg.run_dir, metric) if cfg.pipeline.stages.get("baseline") else None
+    scores, name = _baseline_scores(cfg.run_dir, metric) if cfg.pipeline.stages.get("baseline") else (None, "")
     n = min(n_test, cfg.eval.limit) if cfg.eval.limit else n_test
-    if scores and (found := measured_variance({"name": "the base model zero-shot (baseline/records.jsonl)",
-                                               "scores": scores, "bounded": bounded, "before_training": True}, n)):
+    if scores and (found := measured_variance({"name": f"{name} (baseline/records.jsonl)", "scores": scores,
+                                               "bounded": bounded, "before_training": True}, n)):
         var_diff, source = found
-        measured = {"name": "the base model zero-shot", "bounded": bounded}
+        measured = {"name": name, "bounded": bounded}
     elif measured and (found := measured_variance(measured, n)):
         var_diff, source = found
     elif bounded:

@@ -163,19 +163,19 @@ def _eval_bf16(cfg: RunConfig) -> bool:
 
 
 def run_baseline(ctx: Ctx) -> list[Path]:
-    """The base model zero-shot on the test split before any training (SFT), as the evaluation scores it."""
-    out = ctx.dir("baseline")
-    if ctx.cfg.task != "sft":
-        # The probe is fit and scored by the evaluation; stale scores must not stand in for it.
-        for stale in ("records.jsonl", "baseline.json"):
-            (out / stale).unlink(missing_ok=True)
-        ctx.note = "skipped: classification's reference, the linear probe, is fit and scored in the evaluate stage"
-        ctx.console.print(f"  baseline: {ctx.note}", highlight=False)
-        return []
-    from tuneproof.evaluate._baseline import score_baseline
+    """The reference on the test split before any training, as the evaluation scores it: the
+    base model zero-shot (SFT), or the linear probe on its frozen embeddings (classification)."""
+    from tuneproof.evaluate._baseline import score_baseline, score_probe_baseline
 
-    cfg = ctx.cfg
-    info = score_baseline(cfg.model.name, ctx.dir("split") / "test.jsonl", out, config=cfg.eval, seed=cfg.train.seed,
+    cfg, out, split = ctx.cfg, ctx.dir("baseline"), ctx.dir("split")
+    if cfg.task == "classification":
+        info = score_probe_baseline(cfg.model.name, split / "train.jsonl", split / "test.jsonl", out, labels=cfg.model.labels,
+                                    config=cfg.eval, seed=cfg.train.seed, max_length=cfg.model.max_length,
+                                    console=ctx.console)  # fmt: skip
+        ctx.console.print(f"  baseline: the linear probe on the base model's embeddings scores accuracy {info['mean']:.4g} "
+                          f"on {info['n']} test records, before training", highlight=False)  # fmt: skip
+        return [out / "records.jsonl", out / "baseline.json"]
+    info = score_baseline(cfg.model.name, split / "test.jsonl", out, config=cfg.eval, seed=cfg.train.seed,
                           max_length=cfg.model.max_length, bf16=_eval_bf16(cfg), console=ctx.console)  # fmt: skip
     ctx.console.print(f"  baseline: the base model zero-shot scores {info['metric']} {info['mean']:.4g} on {info['n']} "
                       "test records, before training", highlight=False)  # fmt: skip
@@ -183,9 +183,10 @@ def run_baseline(ctx: Ctx) -> list[Path]:
 
 
 def _baseline_records(ctx: Ctx) -> Path | None:
-    """The baseline stage's per-record scores when it is on and wrote them (SFT)."""
+    """The baseline stage's per-record base-model scores, for the evaluation to reuse (SFT; the
+    evaluation fits classification's probe itself, on the data the tuned model trained on)."""
     path = ctx.dir("baseline") / "records.jsonl"
-    return path if ctx.cfg.pipeline.stages["baseline"] and path.exists() else None
+    return path if ctx.cfg.task == "sft" and ctx.cfg.pipeline.stages["baseline"] and path.exists() else None
 
 
 def run_preflight(ctx: Ctx) -> list[Path]:
@@ -432,9 +433,10 @@ STAGES: list[Stage] = [
                        "val": cfg.data.val_fraction, "test": cfg.data.test_fraction, "eval_path": cfg.data.eval_path,
                        "grouping": "near-duplicate clusters v1"},
           run_split),  # fmt: skip
-    Stage("baseline", lambda c: _split_files(c, "test"),
+    Stage("baseline", lambda c: _split_files(c, "train", "test"),
           lambda cfg: {"task": cfg.task, "model": cfg.model.name, "max_length": cfg.model.max_length, "seed": cfg.train.seed,
-                       "bf16": cfg.train.bf16, "eval": cfg.eval.model_dump(mode="json", include={"metric", "max_new_tokens", "limit"})},
+                       "bf16": cfg.train.bf16, "labels": cfg.model.labels,
+                       "eval": cfg.eval.model_dump(mode="json", include={"metric", "max_new_tokens", "limit"})},
           run_baseline),  # fmt: skip
     Stage("preflight", lambda c: [*_split_files(c, "train", "val", "test"), c.dir("curate") / "manifest.json",
                                   c.dir("audit") / "audit.json", c.dir("baseline") / "records.jsonl"],

@@ -53,7 +53,7 @@ answer is itself what makes a record look like the references (trivia). The reco
 relevance is the lower of the two, the second put on the whole-record scale (the same number
 of standard deviations from the references' own leave-one-out mean); the references are
 scored the same way, so the threshold stays calibrated. Measured on three corpora (see
-BENCHMARKS.md, audit section): fortunes among news caught 6 -> 41 of 120, trivia data unchanged.
+docs/benchmarks/audit.md): fortunes among news caught 6 -> 41 of 120, trivia data unchanged.
 """
 
 from __future__ import annotations

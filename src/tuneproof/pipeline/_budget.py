@@ -20,7 +20,7 @@ Two rules, both in training tokens (steps x batch x tokens per example):
   the final training, and a search at least ``MIN_TUNE_TRIALS`` of them (the baseline and two
   proposals). When the trials' share affords fewer, the search trials are skipped and the lr
   sweep takes the whole share; the final training then uses the sweep's rate for it. Measured
-  (outcome --quick, BENCHMARKS.md): trials of 2-7 steps ranked by noise; the baseline trial won
+  (outcome --quick, docs/benchmarks/): trials of 2-7 steps ranked by noise; the baseline trial won
   6 of 10 runs, and two of the four proposals that won made the final training worse. At the
   default budget (0.5) the search is the lr sweep alone; ``search_budget: 1.5`` runs 3 trials.
 """

@@ -116,7 +116,7 @@ def training_lr(best: float, method: str, sweep_steps: int, horizon: int, *, sou
 
     A short run ranks rates by how fast they lower the loss, and the fastest is the highest
     that stays stable for a few steps, not the one that trains best over a long run
-    (short-horizon bias). Measured in the outcome benchmark (BENCHMARKS.md): 10- and
+    (short-horizon bias). Measured in the outcome benchmark (docs/benchmarks/): 10- and
     32-step sweeps of MiniLM full fine-tuning ranked 3e-4 best on spam and sentiment (an
     interior optimum of a grid up to 3e-3), while over their 130-460-step trainings 3e-4 was
     the worst rate of the oracle's grid and 3e-5-1e-4 the best. Longer training needs a

@@ -136,7 +136,7 @@ class LabelIssueCheck:
         probs = out_of_fold_probabilities(emb, texts, labels, folds)
         # Ranked by self-confidence (the given label's probability, lowest first). The
         # rank is what makes a long list usable: on Rotten Tomatoes with 10% of labels
-        # flipped, 68-76% of the top 50 were flips against 24-26% of all flagged (docs/benchmarks/audit.md).
+        # flipped, 68-76% of the top 50 were flips against 24-26% of all flagged (docs/benchmarks/outcome-record-2026-12.md).
         ranked = [int(x) for x in find_label_issues(labels, probs, return_indices_ranked_by="self_confidence")]
         rank = {i: k for k, i in enumerate(ranked, 1)}
         source = "the other records" if noun == "label" else "the other records' prompts"

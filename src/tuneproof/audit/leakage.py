@@ -19,19 +19,19 @@ flagged, not removed: removing every training email that shares any 8-word run w
 email removes thread replies that quote a line or two, and can leave too little to train on.
 
 A near-copy leaks only what the eval record would let a model memorize: its answer given
-its prompt. So two more conditions make it severe:
+its prompt. So it is severe when it holds the eval record's answer text (a completion of at
+least ``leakage_ngram`` content words, covered to ``leakage_min_coverage`` by shared runs
+inside it), or else when it holds the eval input and gives the same answer:
 
-- The answers agree (:func:`~tuneproof.audit.dedup.answers_agree`: completions or labels).
-  The same input with another answer does not teach the eval answer; it is a conflict,
-  flagged as ``conflicting answer``.
-- For records with a prompt and a completion: the record reproduces the eval record's
-  answer text (a completion of at least ``leakage_ngram`` content words, covered to
-  ``leakage_min_coverage`` by shared runs inside it), or every part of its prompt (each
-  line with content words, covered to ``leakage_min_coverage``). A prompt is often a
+- For records with a prompt and a completion, every part of the eval prompt (each line
+  with content words) must be covered to ``leakage_min_coverage``. A prompt is often a
   question about a passage: a record that shares only the passage (another question about
   an overlapping excerpt) or only the question (the same question about another excerpt)
-  does not hold the eval prompt, and the answer depends on both. It is flagged as a
+  does not hold the eval prompt, and a short answer depends on both. It is flagged as a
   ``partial overlap``.
+- The answers must agree (:func:`~tuneproof.audit.dedup.answers_agree`: completions or
+  labels). The same input with another answer does not teach the eval answer; it is a
+  conflict, flagged as ``conflicting answer``.
 """
 
 from __future__ import annotations
@@ -180,14 +180,16 @@ class LeakageCheck:
         if coverage < cfg.leakage_min_coverage:
             why = f"{runs} (below {cfg.leakage_min_coverage:.0%}: flagged, not a near-copy)."
             return Finding(rec.id, self.name, WARNING, why, "partial overlap", details, i)
+        if completion_text(ev) is not None:
+            prompt_ok, answer_ok = _eval_parts_covered(ev, eval_toks[k], mine, cfg, template)
+            if answer_ok:  # it holds the eval answer's own text: memorized whatever the prompt
+                return Finding(rec.id, self.name, SEVERE, f"{runs}, including the eval record's answer.", "shared n-gram", details, i)
+            if not prompt_ok:
+                why = (f"{runs}, but holds only part of the eval prompt (e.g. its passage, not its question) and not "
+                       "its answer: flagged, not a near-copy.")  # fmt: skip
+                return Finding(rec.id, self.name, WARNING, why, "partial overlap", details, i)
         mine_answer, its_answer = answer_text(rec), answer_text(ev)
         if mine_answer is not None and its_answer is not None and not answers_agree(mine_answer, its_answer):
             why = f"{runs}, but gives another answer: it does not teach the eval answer (a conflict; flagged, not removed)."
             return Finding(rec.id, self.name, WARNING, why, "conflicting answer", details, i)
-        if completion_text(ev) is not None:
-            prompt_ok, answer_ok = _eval_parts_covered(ev, eval_toks[k], mine, cfg, template)
-            if not (prompt_ok or answer_ok):
-                why = (f"{runs}, but holds only part of the eval prompt (e.g. its passage, not its question) and not "
-                       "its answer: flagged, not a near-copy.")  # fmt: skip
-                return Finding(rec.id, self.name, WARNING, why, "partial overlap", details, i)
         return Finding(rec.id, self.name, SEVERE, f"{runs}.", "shared n-gram", details, i)

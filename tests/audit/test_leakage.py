@@ -58,3 +58,17 @@ def test_a_record_that_reproduces_the_eval_answer_text_leaks_whatever_its_prompt
     train = qa_records([("Summarize the disclosure clause.", f"In short: {PASSAGE}")])
     f = findings(train, evals)["t.jsonl:1"]
     assert (f.severity, f.code) == ("severe", "shared n-gram")
+
+
+def test_coverage_is_counted_against_one_eval_record_not_a_patchwork_of_several():
+    first = "the committee will publish the final audit of the pension fund before the end of the winter session"
+    second = "our new office in the harbour district opens next monday with free coffee for every visitor all week"
+    evals = [Record("eval.jsonl:1", Schema.TEXT, {"text": f"Minutes: {first}. Nothing else was decided."}),
+             Record("eval.jsonl:2", Schema.TEXT, {"text": f"News: {second}. See you there."})]  # fmt: skip
+    # Half of it from one eval record, half from another: a near-copy of neither.
+    train = [Record("t.jsonl:1", Schema.TEXT, {"text": f"{first} and {second}"}),
+             Record("t.jsonl:2", Schema.TEXT, {"text": f"Minutes: {first}. Nothing else."})]  # fmt: skip
+    found = findings(train, evals)
+    patch = found["t.jsonl:1"]
+    assert (patch.severity, patch.code) == ("warning", "partial overlap") and patch.details["coverage"] < 0.5
+    assert (found["t.jsonl:2"].severity, found["t.jsonl:2"].details["eval_id"]) == ("severe", "eval.jsonl:1")

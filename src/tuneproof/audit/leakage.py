@@ -11,9 +11,11 @@ at least 5 of them) are masked first, and only runs of ``leakage_ngram`` unmaske
 count. Genuine content leaks (a copied sentence) stay visible; a leak made only of
 boilerplate is not reported.
 
-How much is shared decides the severity. A record whose shared runs cover at least
-``config.leakage_min_coverage`` of its content words (not template) is a near-copy of an
-eval record: severe, removed under the default decision. A smaller overlap (an email that
+How much is shared decides the severity. A record whose runs shared with one eval record
+(the one it shares most runs with) cover at least ``config.leakage_min_coverage`` of its
+content words (not template) is a near-copy of that eval record: severe, removed under the
+default decision. Runs shared with other eval records do not add up: a mailing-list reply
+with a signature found in one eval email and a quote found in another is a copy of neither. A smaller overlap (an email that
 quotes two lines of an eval email, a shared famous quote) is a warning: reported and
 flagged, not removed: removing every training email that shares any 8-word run with a test
 email removes thread replies that quote a line or two, and can leave too little to train on.
@@ -162,26 +164,29 @@ class LeakageCheck:
         """The finding for a record that shares runs of content words with eval records, or None."""
         cfg, n = context.config, context.config.leakage_ngram
         masked = _template_mask(toks, template)
-        covered: set[int] = set()
-        shared: list[int] = []
-        mine: set[int] = set()
-        for end, g in _content_ngrams(toks, n, template, masked):
-            mine.add(g)
-            if g in grams:
-                shared.append(grams[g])
-                covered.update(range(end - n + 1, end + 1))
+        mine = list(_content_ngrams(toks, n, template, masked))
+        shared = [grams[g] for _, g in mine if g in grams]
         if not shared:
             return None
+        # The eval record it shares most runs with, and the share of its content words inside
+        # runs shared with that record: a near-copy is a copy of one eval record, not a patchwork
+        # of a signature found in one, a list footer in another and a quote in a third.
         k = Counter(shared).most_common(1)[0][0]
         ev = context.eval_records[k]  # type: ignore[index]
+        its = {g for _, g in _content_ngrams(eval_toks[k], n, template)}
+        covered: set[int] = set()
+        for end, g in mine:
+            if g in its:
+                covered.update(range(end - n + 1, end + 1))
         coverage = len(covered) / max(1, masked.count(False))
-        runs = f"It shares {len(shared)} run(s) of {n} words (outside template phrases) with eval record {ev.id}, covering {coverage:.0%} of its content words"
+        runs = (f"It shares {sum(g in its for _, g in mine)} run(s) of {n} words (outside template phrases) with eval "
+                f"record {ev.id}, covering {coverage:.0%} of its content words")  # fmt: skip
         details = {"eval_id": ev.id, "coverage": round(coverage, 3)}
         if coverage < cfg.leakage_min_coverage:
             why = f"{runs} (below {cfg.leakage_min_coverage:.0%}: flagged, not a near-copy)."
             return Finding(rec.id, self.name, WARNING, why, "partial overlap", details, i)
         if completion_text(ev) is not None:
-            prompt_ok, answer_ok = _eval_parts_covered(ev, eval_toks[k], mine, cfg, template)
+            prompt_ok, answer_ok = _eval_parts_covered(ev, eval_toks[k], {g for _, g in mine}, cfg, template)
             if answer_ok:  # it holds the eval answer's own text: memorized whatever the prompt
                 return Finding(rec.id, self.name, SEVERE, f"{runs}, including the eval record's answer.", "shared n-gram", details, i)
             if not prompt_ok:

@@ -198,6 +198,8 @@ def main() -> None:
     res = audit(data, domain=refs_path, fields={"prompt": "prompt", "completion": "completion"}, model=None, progress=False)
     print(f"audit took {time.perf_counter() - t0:.1f} s; off-domain threshold {res.context.extras.get('off_domain_threshold')}")
     flagged = {c: {f.index for f in res.by_check(c)} for c in res.checks}
+    # near copies only: a near copy with another answer is a conflict (a warning), not a duplicate
+    flagged["near_duplicate"] = {f.index for f in res.by_check("near_duplicate") if f.severity == "severe"}
     severe_lq = {f.index for f in res.by_check("low_quality") if f.severity == "severe"}
     dups = flagged["exact_duplicate"] | flagged["near_duplicate"]
     fiqa_part = {i for i, r in enumerate(rows) if r["origin"] == "fiqa"}
@@ -213,7 +215,7 @@ def main() -> None:
     rest = set(range(len(rows))) - fiqa_part
     near_rest = flagged["near_duplicate"] & rest
     print(f"  outside the FiQA part (no ground truth): {len(near_rest)} near-duplicate flags, e.g.")
-    for f in [f for f in res.by_check("near_duplicate") if f.index in near_rest][:3]:
+    for f in [f for f in res.by_check("near_duplicate") if f.index in near_rest and f.severity == "severe"][:3]:
         twin = next(r for r in res.records if r.id == f.details["duplicate_of"])
         print(f"    {rows[f.index]['prompt'][:40]!r} / {rows[f.index]['completion'][:40]!r}  ~  "
               f"{twin.fields['prompt'][:40]!r} / {twin.fields['completion'][:40]!r} (J {f.details['jaccard']})")  # fmt: skip

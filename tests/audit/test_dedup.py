@@ -119,3 +119,107 @@ def test_pair_threshold_keeps_the_configured_value_for_long_texts_and_rises_for_
     cfg = AuditConfig()
     assert pair_threshold(500, cfg) == cfg.jaccard_threshold
     assert pair_threshold(6, cfg) > pair_threshold(8, cfg) > cfg.jaccard_threshold
+
+
+# ---- near copies teach the same thing: word alignment, shared context, agreeing answers ----
+
+PASSAGE = ("We may disclose personal information to law enforcement agencies when we are required to do so "
+           "by a court order, and we keep a record of every such request for at least five years.")  # fmt: skip
+POLICY_INSTRUCTION = "Does the privacy-policy excerpt answer the user's question? Answer yes or no."
+
+
+def policy(question: str, passage: str = PASSAGE) -> str:
+    return f"{POLICY_INSTRUCTION}\nQuestion: {question}\nExcerpt: {passage}"
+
+
+def test_edit_share_counts_changed_words_wherever_they_sit():
+    from tuneproof.audit.dedup import edit_share
+
+    ten = "one two three four five six seven eight nine ten".split()
+    assert edit_share(ten, ten) == 0.0
+    assert abs(edit_share(ten, ten[:4] + ["x"] + ten[5:]) - 0.1) < 1e-9  # one substitution in ten
+    assert abs(edit_share(ten, ten[:4] + ["x", "y"] + ten[6:]) - 0.2) < 1e-9  # a run counts word by word
+    assert edit_share([], []) == 0.0 and edit_share([], ten) == 1.0
+
+
+def test_a_run_of_changed_words_in_a_short_question_is_not_a_near_copy():
+    from tuneproof.audit import dedup
+
+    a, b = "What is the most common cause of otitis media?", "What is the most common cause of venous thrombosis?"
+    hasher = dedup.MinHasher()
+    jac = dedup._jaccard(hasher.shingles(a), hasher.shingles(b))
+    # The shingle Jaccard counts the two-word run as few changed shingles and passes...
+    assert jac >= dedup.pair_threshold(9, AuditConfig(), hasher)
+    # ...but two words in nine (22%) is twice the share of edited words the threshold allows.
+    assert near_duplicate_pairs([a, b], AuditConfig()) == []
+    typo = "do i take over the counter calciun with alendronate?"
+    assert len(near_duplicate_pairs([typo, typo.replace("calciun", "calcium")], AuditConfig())) == 1
+
+
+def test_two_questions_about_one_passage_are_not_near_copies():
+    from tests.audit.conftest import qa_records
+
+    recs = qa_records([(policy("who will have access to my dna?"), "no"),
+                       (policy("is my data sold?"), "no")])  # fmt: skip
+    # As plain texts the pair is a near copy (the passage dominates the words)...
+    assert len(near_duplicate_pairs([f"{r.fields['prompt']}\n{r.fields['completion']}" for r in recs], AuditConfig())) == 1
+    # ...but the question is what distinguishes the records: not a duplicate.
+    assert run(NearDuplicateCheck(), recs)[0] == []
+
+
+def test_an_edited_copy_of_a_passage_with_its_question_is_still_a_near_copy():
+    from tests.audit.conftest import qa_records
+
+    q = "who will have access to my dna?"
+    recs = qa_records([(policy(q), "no"), (policy(q, PASSAGE.replace("agencies", "authorities")), "no")])
+    found, _ = run(NearDuplicateCheck(), recs)
+    assert [(f.id, f.severity, f.code, f.details["duplicate_of"]) for f in found] == [
+        ("t.jsonl:2", "severe", "near copy", "t.jsonl:1")
+    ]
+
+
+def test_a_long_completion_edited_in_a_few_words_is_a_near_copy():
+    from tests.audit.conftest import qa_records
+
+    answer = ("A Roth IRA is funded with money that has already been taxed, so qualified withdrawals in retirement "
+              "are tax free, while a traditional IRA gives a deduction now and taxes the withdrawals later.")  # fmt: skip
+    recs = qa_records([("Roth or traditional IRA?", answer), ("Roth or traditional IRA?", answer.replace("later", "instead"))])
+    found, _ = run(NearDuplicateCheck(), recs)
+    assert [(f.id, f.code) for f in found] == [("t.jsonl:2", "near copy")]
+
+
+def test_a_near_copy_with_another_answer_is_a_conflict_flagged_not_removed(tmp_path):
+    from tests.audit.conftest import write_jsonl
+    from tuneproof.audit import curate
+    from tuneproof.data import Record, Schema
+
+    q = "how long should i take cipro for a urinary tract infection ?"
+    recs = [Record("t.jsonl:1", Schema.TEXT_LABEL, {"text": q, "label": "medication"}),
+            Record("t.jsonl:2", Schema.TEXT_LABEL, {"text": q.replace("should i", "i"), "label": "condition"}),
+            Record("t.jsonl:3", Schema.TEXT_LABEL, {"text": q.replace("should i", "do i"), "label": "medication"})]  # fmt: skip
+    others = ["what are the early warning signs of a stroke?", "can i drink alcohol while taking metformin?",
+              "is it safe to take ibuprofen during pregnancy?", "what causes a migraine to last for days?"]  # fmt: skip
+    # (distinct records, so that the three are not half of the data: a word prefix that half of
+    # the texts share is stripped as a template)
+    recs += [Record(f"t.jsonl:{k}", Schema.TEXT_LABEL, {"text": t, "label": "condition"}) for k, t in enumerate(others, 4)]
+    found, _ = run(NearDuplicateCheck(), recs)
+    got = {(f.id, f.severity, f.code) for f in found}
+    assert got == {("t.jsonl:2", "warning", "conflicting answer"), ("t.jsonl:3", "severe", "near copy")}
+    conflict = next(f for f in found if f.code == "conflicting answer")
+    assert conflict.details["conflicts_with"] == "t.jsonl:1" and "'condition'" in conflict.reason
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": r.fields["text"], "label": r.fields["label"]} for r in recs])
+    res = curate(data, dry_run=True, task="classification", progress=False,
+                 config=AuditConfig(checks=["exact_duplicate", "near_duplicate"]))  # fmt: skip
+    assert res.manifest["counts"]["removed_by_check"] == {"near_duplicate": 1}
+    assert res.manifest["counts"]["flagged_kept_by_check"] == {"near_duplicate": 1}
+
+
+def test_answers_agree_when_edited_not_when_replaced():
+    from tuneproof.audit.dedup import answers_agree, prompt_difference
+
+    assert answers_agree("Yes.", "yes") and not answers_agree("yes", "no")
+    assert answers_agree("Paris, the capital of France", "Paris, capital of France")
+    assert not answers_agree("condition", "medication")
+    # Lines both prompts hold verbatim are context; the rest is compared on its own.
+    assert prompt_difference(policy("is my data sold?"), policy("is my data sold?")) == 0.0
+    assert abs(prompt_difference(policy("is my data sold?"), policy("is my data kept?")) - 0.2) < 1e-9  # 1 word in 5

@@ -109,9 +109,9 @@ def _decide(result: AuditResult) -> tuple[dict[int, list[dict[str, Any]]], dict[
     flagged: dict[int, list[Finding]] = defaultdict(list)
     for f in result.findings:
         decision = resolve_decision(decisions[f.check], f.check, result.context.task)
-        # Low-quality warnings (e.g. "too short") and partial eval overlaps are never grounds
-        # for removal on their own.
-        if decision == "remove" and (f.check not in ("low_quality", "leakage") or f.severity == SEVERE):
+        # Low-quality warnings (e.g. "too short"), partial eval overlaps and near copies with
+        # another answer (a conflict) are never grounds for removal on their own.
+        if decision == "remove" and (f.check not in ("low_quality", "leakage", "near_duplicate") or f.severity == SEVERE):
             removed[f.index].append({"check": f.check, "code": f.code, "reason": f.reason, **f.details})
         elif decision != "keep":
             flagged[f.index].append(f)

@@ -15,18 +15,48 @@ its own shingle size (:func:`pair_threshold`), so that "What are the symptoms of
 "What are the symptoms of gout" (one word in six differs) are not near copies. A word prefix or suffix
 shared by at least half of the texts (an instruction in every prompt) is removed before
 shingling: it is template, and it would make different questions look like near copies.
+
+A shingle Jaccard counts scattered edits fully (each changes ``s`` shingles) but a run of
+``L`` changed words as only ``L + s - 1`` shingles, so "What is the most common cause of
+otitis media" and "... of venous thrombosis" (two words in nine differ, one run) reach
+0.6 while the threshold stands for ~11% of edited words. Every pair that passes the
+Jaccard is therefore also aligned word by word (:func:`edit_share`) and must differ in at
+most the share of words that the threshold allows (:func:`allowed_edit_share`).
+
+A near copy is a redundant record only when it would teach the same thing
+(:func:`same_lesson`):
+
+- For records with a prompt and a completion, the prompts are compared outside the lines
+  they share verbatim (:func:`prompt_difference`). Those lines are context, e.g. a passage
+  that two records ask different questions about: the question is what distinguishes them,
+  so its change is measured against itself, not diluted by the passage. Reading-comprehension
+  data (several questions per passage) would otherwise lose all but one question per passage.
+- Records whose answers (completions, or labels) disagree are not copies: two answers to
+  one prompt are a conflict to resolve. They are reported as a warning
+  (``conflicting answer``), which curation flags and keeps.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from tuneproof.audit._base import SEVERE, Context, Finding, normalize, record_text, words
+from tuneproof.audit._base import (
+    SEVERE,
+    WARNING,
+    Context,
+    Finding,
+    completion_text,
+    normalize,
+    prompt_text,
+    record_text,
+    words,
+)
 from tuneproof.audit._base import progress as track
 from tuneproof.config import AuditConfig
 from tuneproof.data import Record
@@ -35,8 +65,14 @@ __all__ = [
     "ExactDuplicateCheck",
     "MinHasher",
     "NearDuplicateCheck",
+    "allowed_edit_share",
+    "answer_text",
+    "answers_agree",
+    "edit_share",
     "near_duplicate_pairs",
     "pair_threshold",
+    "prompt_difference",
+    "same_lesson",
     "shared_affix",
     "strip_shared_affixes",
 ]
@@ -46,6 +82,7 @@ _BATCH_SHINGLES = 20_000  # shingles hashed per numpy batch: ~18 MB at 112 permu
 MIN_WORDS = 3  # shorter texts are compared by the exact check only
 AFFIX_SHARE, MIN_AFFIX, MAX_AFFIX = 0.5, 3, 64  # a shared instruction: >= 3 words in >= half of the texts
 _ALL_PAIRS_MAX = 32  # buckets up to this size are verified pairwise; larger ones against their first
+_TIE = 1e-9  # a share equal to the allowed one (1 word in 9 at 11.1%) is within it despite float rounding
 
 
 class ExactDuplicateCheck:
@@ -222,6 +259,100 @@ def strip_shared_affixes(token_lists: Sequence[list[str]]) -> list[list[str]]:
     return out
 
 
+def allowed_edit_share(config: AuditConfig) -> float:
+    """The share of edited words that ``config.jaccard_threshold`` stands for.
+
+    With ``s``-word shingles, ``e`` scattered substitutions among ``n`` words change about
+    ``s * e`` shingles on each side, so ``J = (n - s*e) / (n + s*e)`` and the threshold allows
+    ``q = (1 - J) / (s * (1 + J))``: 11% at 0.5 with 3-word shingles.
+
+    Example:
+        >>> round(allowed_edit_share(AuditConfig()), 3)
+        0.111
+    """
+    j0, s0 = config.jaccard_threshold, config.shingle_size
+    return (1 - j0) / (s0 * (1 + j0))
+
+
+def edit_share(a: Sequence[str], b: Sequence[str]) -> float:
+    """The share of the two word sequences' words that a word alignment leaves unmatched.
+
+    ``1 - 2m / (len(a) + len(b))`` with ``m`` words matched in order (difflib): one word
+    substituted in ten gives 0.1, one word inserted into ten gives 1/21. Symmetric like the
+    Jaccard, and blind to where the edits sit (a run of changed words counts word by word).
+    Two empty sequences differ in nothing (0.0); an empty and a non-empty one in all (1.0).
+
+    Example:
+        >>> round(edit_share("what is the cause of gout".split(), "what is the cause of flu".split()), 3)
+        0.167
+    """
+    if not a and not b:
+        return 0.0
+    matched = sum(m.size for m in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks())
+    return 1 - 2 * matched / (len(a) + len(b))
+
+
+def answer_text(record: Record) -> str | None:
+    """What a record teaches a model to produce: its completion, or its label for a
+    text + label record; None for plain text."""
+    answer = completion_text(record)
+    if answer is None and "label" in record.fields:
+        return str(record.fields["label"])
+    return answer
+
+
+def answers_agree(a: str, b: str) -> bool:
+    """Two answers agree when they are equal after normalizing, or when a word alignment
+    matches most of their words (:func:`edit_share` at most 1/2): an edited copy of an answer
+    keeps most of its words, another answer ("no" for "yes", another label) does not."""
+    return normalize(a) == normalize(b) or edit_share(words(a), words(b)) <= 0.5
+
+
+def _content_lines(text: str) -> list[tuple[str, ...]]:
+    return [t for line in text.split("\n") if (t := tuple(words(line)))]
+
+
+def prompt_difference(a: str, b: str) -> float:
+    """The :func:`edit_share` of two prompts outside the lines both carry verbatim.
+
+    A line that both prompts hold unchanged (an instruction, a passage the question is
+    about) is shared context; what distinguishes the records is the rest, and their
+    difference is measured against the rest alone. Two questions about one 40-word passage
+    differ in most of their own words, although they differ in ~10% of the prompts' words.
+    Prompts whose lines all match differ in nothing (0.0).
+    """
+    la, lb = _content_lines(a), _content_lines(b)
+    common = Counter(la) & Counter(lb)
+    rest: list[list[str]] = []
+    for lines in (la, lb):
+        left = Counter(common)
+        kept = []
+        for line in lines:
+            if left[line] > 0:
+                left[line] -= 1
+            else:
+                kept.extend(line)
+        rest.append(kept)
+    return edit_share(rest[0], rest[1])
+
+
+def same_lesson(a: Record, b: Record, config: AuditConfig) -> str | None:
+    """Whether two records whose texts are near copies teach the same thing.
+
+    Returns ``"copy"`` (a redundant record), ``"conflict"`` (the same input with another
+    answer: completions or labels that disagree, :func:`answers_agree`) or None (not a copy:
+    prompts with a completion that differ, outside the lines they share, in more than
+    :func:`allowed_edit_share` of their words, :func:`prompt_difference`).
+    """
+    if completion_text(a) is not None and completion_text(b) is not None:
+        if prompt_difference(prompt_text(a), prompt_text(b)) > allowed_edit_share(config) + _TIE:
+            return None
+    ans_a, ans_b = answer_text(a), answer_text(b)
+    if ans_a is None or ans_b is None or answers_agree(ans_a, ans_b):
+        return "copy"
+    return "conflict"
+
+
 def pair_threshold(n_words: int, config: AuditConfig, hasher: MinHasher | None = None) -> float:
     """The Jaccard a pair whose shorter text has ``n_words`` words must reach.
 
@@ -252,7 +383,9 @@ def near_duplicate_pairs(
 
     Candidates come from MinHash LSH (``config.num_perm``, ``config.bands``); a pair is
     kept when its real shingle Jaccard is at least ``config.jaccard_threshold``, or for short
-    texts the stricter :func:`pair_threshold` that allows the same share of edited words.
+    texts the stricter :func:`pair_threshold` that allows the same share of edited words, and
+    its word alignment differs in at most that share (:func:`edit_share`,
+    :func:`allowed_edit_share`): the Jaccard undercounts a run of changed words.
     """
     hasher = MinHasher(config.num_perm, config.shingle_size)
     toks = strip_shared_affixes([words(t) for t in texts])
@@ -263,11 +396,12 @@ def near_duplicate_pairs(
         return []
     sigs = hasher.signatures([sets[i] for i in nonempty])
     cand = _band_candidates(sigs, config.bands)
+    allowed = allowed_edit_share(config) + _TIE
     out = []
     for a, b in cand:
         i, j = int(nonempty[a]), int(nonempty[b])
         jac = _jaccard(sets[i], sets[j])
-        if jac >= pair_threshold(min(len(toks[i]), len(toks[j])), config, hasher):
+        if jac >= pair_threshold(min(len(toks[i]), len(toks[j])), config, hasher) and edit_share(toks[i], toks[j]) <= allowed:
             out.append((i, j, jac))
     return out
 
@@ -291,7 +425,8 @@ def _first_kept(n: int, pairs: list[tuple[int, int, float]]) -> dict[int, tuple[
 
 
 class NearDuplicateCheck:
-    """Records whose word-shingle Jaccard with an earlier record reaches the threshold."""
+    """Records that are near copies of an earlier record and teach the same thing (removed),
+    and near copies that give another answer (``conflicting answer``: flagged, kept)."""
 
     name = "near_duplicate"
 
@@ -300,9 +435,14 @@ class NearDuplicateCheck:
         exact = context.extras.get("exact_duplicates", set())
         keep = [i for i in range(len(records)) if i not in exact]
         texts = [record_text(records[i]) for i in keep]
-        pairs = near_duplicate_pairs(texts, cfg, progress=context.progress)
+        copies, conflicts = [], []
+        for i, j, jac in near_duplicate_pairs(texts, cfg, progress=context.progress):
+            verdict = same_lesson(records[keep[i]], records[keep[j]], cfg)
+            if verdict is not None:
+                (copies if verdict == "copy" else conflicts).append((i, j, jac))
+        dups = _first_kept(len(keep), copies)
         found = set()
-        for local, (twin, jac) in sorted(_first_kept(len(keep), pairs).items()):
+        for local, (twin, jac) in sorted(dups.items()):
             i, r = keep[local], keep[twin]
             found.add(i)
             yield Finding(
@@ -312,3 +452,22 @@ class NearDuplicateCheck:
                 "near copy", {"duplicate_of": records[r].id, "jaccard": round(jac, 3)}, i,
             )  # fmt: skip
         context.extras["near_duplicates"] = found
+        yield from self._conflicts(records, keep, conflicts, dups)
+
+    def _conflicts(self, records: Sequence[Record], keep: list[int], conflicts: list[tuple[int, int, float]],
+                   dups: dict[int, tuple[int, float]]) -> Iterator[Finding]:  # fmt: skip
+        """One warning per record that is a near copy of an earlier record with another answer."""
+        seen: set[int] = set()
+        for i, j, jac in sorted(conflicts, key=lambda p: (p[1], p[0])):
+            if j in seen or j in dups:
+                continue
+            seen.add(j)
+            a, b = records[keep[i]], records[keep[j]]
+            what = "label" if completion_text(b) is None else "completion"
+            shown = f" ({answer_text(b)!r}, there {answer_text(a)!r})" if what == "label" else ""
+            yield Finding(
+                b.id, self.name, WARNING,
+                f"Near copy of {a.id} (word-shingle Jaccard {jac:.2f}) with another {what}{shown}: not a redundant copy "
+                f"but a conflict, flagged and kept. Fix: check which {what} is right; correct or drop the other.",
+                "conflicting answer", {"conflicts_with": a.id, "jaccard": round(jac, 3)}, keep[j],
+            )  # fmt: skip

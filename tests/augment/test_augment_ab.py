@@ -75,6 +75,72 @@ def test_the_augmented_file_trains_over_the_raw_one_and_a_stale_result_never_doe
     assert _train_file(off) == ab / "raw_train.jsonl"
 
 
+def _arm_trainer(shifts: dict[str, dict[int, float]]):
+    """Our own stand-in for training a set of arms: per-record validation losses of a plain arm that
+    depend on the seed, and each method's shifted by ``shifts[method][seed]`` (plus a little noise)."""
+    from tuneproof.data import load_records
+
+    calls = []
+
+    def train_arms(cfg, arms, val_path, out, *, steps, lr, **_):
+        calls.append((cfg.train.seed, list(arms)))
+        seed, n = cfg.train.seed, len(load_records(val_path).records)
+        rng = np.random.default_rng(seed)
+        plain = rng.uniform(1.0, 3.0, n)
+        losses = {a: plain if a == "plain" else plain + shifts[a][seed] + rng.normal(0, 0.01, n) for a in arms}
+        info = {a: {"train_file": str(p), "train_records": len(p.read_text().splitlines()), "steps": steps,
+                    "val_loss": float(losses[a].mean())} for a, p in arms.items()}  # fmt: skip
+        return losses, info
+
+    return train_arms, calls
+
+
+def test_a_method_is_used_only_when_its_gain_replicates_and_only_the_largest_gain(tmp_path, tiny_wordnet):
+    from tuneproof.pipeline._augment import augmentation_ab, augmented_train_path
+
+    train = _write(tmp_path / "split/train.jsonl", [{"id": f"d:{i}", "text": t, "label": "pos"} for i, t in enumerate(
+        ["the film was wonderful", "a story told quickly", "the actor was dull and long", "alpha beta"])])  # fmt: skip
+    val = _write(tmp_path / "split/val.jsonl", [{"id": f"v:{i}", "text": f"film number {i} here", "label": "pos"} for i in range(30)]
+                 + [{"id": "v:30", "text": "beta alpha", "label": "pos"}])  # a swap of the last training text  # fmt: skip
+    val_bytes = val.read_bytes()
+    cfg = load_config({"name": "x", "task": "classification", "data": {"path": str(train)}, "train": {"seed": 0},
+                       "augment": {"methods": ["synonym", "swap", "delete"], "alpha": 0.3, "wordnet": str(tiny_wordnet)},
+                       "pipeline": {"stages": {"augment": True}}, "tracking": {"runs_dir": str(tmp_path / "runs")}})  # fmt: skip
+    # swap and delete lower the loss with both seeds (delete more); synonym only with the first
+    trainer, calls = _arm_trainer({"synonym": {0: -0.4, 1: 0.0}, "swap": {0: -0.3, 1: -0.3}, "delete": {0: -0.5, 1: -0.5}})
+    out = tmp_path / "run" / "augment"
+    res = augmentation_ab(cfg, train, val, out, steps=3, lr=1e-3, lr_source="test", train_arms=trainer)
+    assert calls == [(0, ["plain", "synonym", "swap", "delete"]), (1, ["plain", "synonym", "swap", "delete"])]
+    m = res["methods"]
+    assert m["synonym"]["decision"] == "drop" and "did not replicate" in m["synonym"]["why"]
+    assert m["swap"]["kept"] and m["delete"]["kept"] and res["used"] == "delete"
+    assert "swap also helped, but a combination of methods was not tested" in res["why"]
+    # the swap of "alpha beta" is a validation record's text: never trained on
+    assert m["swap"]["rejected"] == {"same or near-same text as a validation/test record": 1}
+    swap_rows = [json.loads(x) for x in (out / "swap/train.jsonl").read_text().splitlines()]
+    assert "beta alpha" not in {r["text"] for r in swap_rows} and m["swap"]["added"] == 3
+    used = [json.loads(x) for x in (out / "train_augmented.jsonl").read_text().splitlines()]
+    plain = [json.loads(x) for x in train.read_text().splitlines()]
+    assert used[: len(plain)] == plain and len(used) == len(plain) + res["added"] == len(plain) + m["delete"]["added"]
+    assert all(r["augmentation"] == "delete" and r["augmented_from"] in {p["id"] for p in plain} for r in used[len(plain):])
+    assert res["train_file"] == str(out / "train_augmented.jsonl") == str(augmented_train_path(cfg, out))
+    assert val.read_bytes() == val_bytes  # validation untouched
+    assert json.loads((out / "augment.json").read_text()) == json.loads(json.dumps(res, default=str))
+    # the report shows the A/B beside the records each method added
+    from tuneproof.report import build_report
+
+    page = build_report(tmp_path / "run").read_text()
+    section = page.split('<section id="augment"')[1].split("</section>")[0]
+    assert "delete is used" in section and f"+ {res['added']} augmented (delete)" in section
+    assert f"<td>swap</td><td>{m['swap']['added']} from 4</td>" in section and "did not replicate" in section
+    facts = json.loads((tmp_path / "run/report.json").read_text())["sections"]["augment"]
+    assert facts["status"] == "ok" and facts["used"] == "delete" and facts["methods"]["swap"]["kept"]
+    # nothing helps: no file, and the training data stays the plain one
+    trainer, _ = _arm_trainer({"synonym": {0: 0.0}, "swap": {0: 0.1}, "delete": {0: -0.001}})
+    res = augmentation_ab(cfg, train, val, out, steps=3, lr=1e-3, lr_source="test", train_arms=trainer)
+    assert res["used"] is None and not (out / "train_augmented.jsonl").exists() and augmented_train_path(cfg, out) is None
+
+
 def _rows(n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     rows = []
@@ -86,6 +152,7 @@ def _rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow  # ~40 s on 2 busy cores: the pipeline up to augment, 6 short trainings
 def test_tuneproof_augment_runs_the_ab_and_never_touches_validation_or_test(tmp_path, tiny_bert_dir, tiny_wordnet):
     from tuneproof.report import build_report
 
@@ -139,20 +206,44 @@ def test_tuneproof_augment_runs_the_ab_and_never_touches_validation_or_test(tmp_
     assert {s["status"] for s in json.loads((rd / "pipeline.json").read_text())["stages"] if s["name"] != "lr_sweep"} == {"skipped_unchanged"}
 
 
-def test_sft_paraphrases_by_the_base_model_keep_the_completion_and_pass_the_filter(tmp_path, tiny_llama_dir):
+def test_sft_paraphrases_are_written_by_the_base_model_and_each_is_kept_or_rejected_with_a_reason(tmp_path, tiny_llama_dir):
     from tuneproof.augment import augmented_rows
 
-    rows = [{"id": f"d:{i}", "prompt": f"what is the capital of country number {i} please", "completion": f"city {i}"}
-            for i in range(4)]  # fmt: skip
+    rows = [{"id": f"d:{i}", "prompt": f"what is the capital of country number {i}", "completion": f"city {i}"} for i in range(2)]
     train = _write(tmp_path / "train.jsonl", rows)
     cfg = load_config({"name": "s", "task": "sft", "data": {"path": str(train)},
-                       "model": {"name": str(tiny_llama_dir), "max_length": 96}, "train": {"batch_size": 4},
-                       "augment": {"methods": ["paraphrase"], "n_aug": 5, "max_length_ratio": 3.0}})  # fmt: skip
+                       "model": {"name": str(tiny_llama_dir), "max_length": 48}, "train": {"batch_size": 4},
+                       "augment": {"methods": ["paraphrase"], "n_aug": 5, "max_length_ratio": 1.5}})  # fmt: skip
     out, info = augmented_rows(cfg, train, "paraphrase")
     assert info["not_run"] is None and "at most 3 per record" in info["n_aug_note"]
-    assert info["added"] + sum(info["rejected"].values()) == 4 * 3  # every generation kept or rejected with a reason
+    # every generation is kept or rejected with a reason (the random tiny model writes only blank lines)
+    assert info["added"] == len(out) and info["added"] + sum(info["rejected"].values()) == 2 * 3
     by_id = {r["id"]: r for r in rows}
     for r in out:
-        src = by_id[r["augmented_from"]]
-        assert r["completion"] == src["completion"] and r["augmentation"] == "paraphrase"
-        assert r["prompt"] != src["prompt"]
+        assert r["completion"] == by_id[r["augmented_from"]]["completion"] and r["prompt"] != by_id[r["augmented_from"]]["prompt"]
+
+
+@pytest.mark.parametrize(("row", "where"), [
+    ({"id": "d:1", "prompt": "old", "completion": "c", "answers": ["c"]}, ("prompt",)),
+    ({"id": "d:1", "instruction": "old", "input": "ctx", "output": "c"}, ("instruction",)),
+    ({"id": "d:1", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "first"},
+                                {"role": "assistant", "content": "a"}, {"role": "user", "content": "old"},
+                                {"role": "assistant", "content": "c"}]}, ("messages", 3, "content")),
+])  # fmt: skip
+def test_an_sft_paraphrase_replaces_the_prompt_and_keeps_everything_else(tmp_path, row, where):
+    import copy
+
+    from tuneproof.augment import source_text
+    from tuneproof.augment._build import _new_row
+    from tuneproof.data import load_records
+
+    record = load_records(_write(tmp_path / "t.jsonl", [row])).records[0]
+    assert source_text(record) == "old"  # the last user turn of a chat
+    new = _new_row(record, "new wording", "paraphrase", 1)
+    expected = copy.deepcopy({k: v for k, v in row.items() if k != "id"})
+    node = expected
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = "new wording"
+    assert new == {**expected, "id": "d:1~paraphrase1", "augmented_from": "d:1", "augmentation": "paraphrase"}
+    assert record.fields == {k: v for k, v in row.items() if k in record.fields}  # the source record is not changed

@@ -112,7 +112,7 @@ def _paraphrased(cfg: RunConfig, sources: list[tuple[Record, str]], info: dict[s
     aug, name = cfg.augment, str(cfg.model.name)
     if cfg.task == "classification" and not is_generator(name):
         info["not_run"] = (f"paraphrase: not available for an encoder-only base model ({name} writes no text); the "
-                           "word operations (synonym, swap, delete) are")  # fmt: skip
+                           "word operations (synonym, swap, delete) need no generator")  # fmt: skip
         return [], info
     kind = "request" if cfg.task == "sft" else "text"
     n = min(aug.n_aug, len(INSTRUCTIONS[kind]))

@@ -19,6 +19,7 @@ was not tested.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = ["AUGMENTED_TRAIN", "AUGMENT_FILE", "augment", "augmentation_ab", "aug
 AUGMENT_FILE = "augment.json"
 AUGMENTED_TRAIN = "train_augmented.jsonl"  # the plain training rows plus the kept method's rows
 PLAIN = "plain"
+ArmTrainer = Callable[..., tuple[dict[str, np.ndarray], dict[str, Any]]]
 
 
 def _write_rows(path: Path, base_text: str, rows: list[dict[str, Any]]) -> Path:
@@ -47,6 +49,22 @@ def _decide(cfg: RunConfig, losses: dict[str, np.ndarray], method: str, seed: in
                        resamples=cfg.eval.bootstrap, seed=seed, keep_when="better")  # fmt: skip
 
 
+def _heldout_copies(cfg: RunConfig, rows: list[dict[str, Any]], heldout: list[Path], work: Path) -> set[int]:
+    """Indices of augmented rows whose text is a validation/test record's, or a near copy of one
+    (as the audit defines near copies): training on them would leak the records that score the run."""
+    from tuneproof.pipeline._ab import _heldout_copies as copies_of
+
+    if not rows:
+        return set()
+    tmp = _write_rows(work / "candidates.jsonl", "", rows)
+    records = load_records(tmp).records
+    line = [int(r.id.rsplit(":", 1)[1]) - 1 for r in records]  # each record's index in ``rows``
+    held = [r for path in heldout if Path(path).is_file() for r in load_records(path).records]
+    found = {line[k] for k in copies_of(records, held, cfg)} if held else set()
+    tmp.unlink()
+    return found
+
+
 def _train_arms(cfg: RunConfig, arms: dict[str, Path], val_path: Path, out: Path, **kw: Any) -> tuple[dict, dict]:
     """Train and score each arm (the plain one first); per-record losses and each arm's summary."""
     records = load_records(val_path).records
@@ -57,17 +75,16 @@ def _train_arms(cfg: RunConfig, arms: dict[str, Path], val_path: Path, out: Path
     return losses, info
 
 
-def _ab(cfg: RunConfig, train_path: Path, val_path: Path, files: dict[str, Path], out: Path, *, steps: int, lr: float,
-        parent_run_id: str | None, console: Any) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:  # fmt: skip
+def _ab(cfg: RunConfig, train_path: Path, val_path: Path, files: dict[str, Path], out: Path, train_arms: ArmTrainer,
+        **kw: Any) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:  # fmt: skip
     """Each method's decision (a keep replicated with another seed), and the arms' summaries."""
-    kw = {"steps": steps, "lr": lr, "parent_run_id": parent_run_id, "console": console}
-    losses, arms = _train_arms(cfg, {PLAIN: train_path, **files}, val_path, out, **kw)
+    losses, arms = train_arms(cfg, {PLAIN: train_path, **files}, val_path, out, **kw)
     results = {m: _decide(cfg, losses, m, cfg.train.seed) for m in files}
     kept = {m: files[m] for m, r in results.items() if r["decision"] == "keep"}
     if kept:
         # A keep changes the training data: it must hold for a second seed before it is acted on.
         again = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": cfg.train.seed + 1})})
-        losses2, _ = _train_arms(again, {PLAIN: train_path, **kept}, val_path, out / "replication", **kw)
+        losses2, _ = train_arms(again, {PLAIN: train_path, **kept}, val_path, out / "replication", **kw)
         for m in kept:
             second = _decide(again, losses2, m, again.train.seed)
             results[m] = replicated(results[m], second, change="keep", otherwise=f"{m} is not used")
@@ -76,7 +93,8 @@ def _ab(cfg: RunConfig, train_path: Path, val_path: Path, files: dict[str, Path]
 
 def augmentation_ab(
     cfg: RunConfig, train_path: Path, val_path: Path, out: Path, *, steps: int, lr: float, lr_source: str,
-    bf16: bool = False, parent_run_id: str | None = None, console: Any = None,
+    test_path: Path | None = None, bf16: bool = False, parent_run_id: str | None = None, console: Any = None,
+    train_arms: ArmTrainer | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Make each method's rows (:func:`tuneproof.augment.augmented_rows`), A/B them, write ``out/augment.json``.
 
@@ -87,8 +105,12 @@ def augmentation_ab(
         out: the stage's folder; ``out/<method>/train.jsonl`` is each method's arm, and
             ``out/train_augmented.jsonl`` the training file when a method is kept.
         steps, lr, lr_source: the A/B's budget and where its rate came from.
+        test_path: the test records; with the validation records, no augmented row may copy them.
         bf16: paraphrase generation under bf16 autocast.
         parent_run_id, console: MLflow parent run; a rich console.
+        train_arms: trains and scores a set of arms (default: :func:`~tuneproof.pipeline._ab.train_arm`
+            for each), ``(cfg, {name: file}, val_path, out, steps=, lr=, parent_run_id=, console=) ->
+            (losses, summaries)``.
 
     Returns:
         The content of augment.json: ``methods`` (per method: ``added``, ``sources``,
@@ -107,13 +129,18 @@ def augmentation_ab(
     rows: dict[str, list[dict[str, Any]]] = {}
     for m in cfg.augment.methods:
         rows[m], methods[m] = augmented_rows(cfg, train_path, m, bf16=bf16)
+        leaks = _heldout_copies(cfg, rows[m], [val_path, *([test_path] if test_path else [])], out)
+        if leaks:
+            rows[m] = [r for i, r in enumerate(rows[m]) if i not in leaks]
+            methods[m]["rejected"]["same or near-same text as a validation/test record"] = len(leaks)
+            methods[m]["added"] = len(rows[m])
         if methods[m]["not_run"] or not rows[m]:
             methods[m].update(kept=False, why=methods[m]["not_run"] or f"{m} changed no record, so there is nothing to test")
     files = {m: _write_rows(out / m / "train.jsonl", base_text, rows[m]) for m in rows if not methods[m].get("why")}
     arms: dict[str, Any] = {}
     if files:
-        results, arms = _ab(cfg, Path(train_path), Path(val_path), files, out, steps=steps, lr=lr,
-                            parent_run_id=parent_run_id, console=console)  # fmt: skip
+        results, arms = _ab(cfg, Path(train_path), Path(val_path), files, out, train_arms or _train_arms, steps=steps,
+                            lr=lr, parent_run_id=parent_run_id, console=console)  # fmt: skip
         for m, r in results.items():
             # ab_decision's "revert" means "use the plain arm": for a method, it is dropped.
             methods[m].update(r, kept=r["decision"] == "keep", decision="keep" if r["decision"] == "keep" else "drop")
@@ -134,7 +161,8 @@ def augmentation_ab(
 def _why(methods: dict[str, dict[str, Any]], used: str | None) -> str:
     kept = [m for m, r in methods.items() if r.get("kept")]
     if not used:
-        return "no method lowered the validation loss beyond noise (replicated with a second seed): the training data is not augmented"
+        return ("no method lowered the validation loss beyond noise (and held for a second seed): the training data is "
+                "not augmented")  # fmt: skip
     others = [m for m in kept if m != used]
     also = (f"; {', '.join(others)} also helped, but a combination of methods was not tested, so only the largest gain "
             "is used") if others else ""  # fmt: skip

@@ -289,7 +289,8 @@ def run_augment(ctx: Ctx) -> list[Path]:
     base = reverted_train_path(ctx.cfg, ctx.dir("curation_ab")) or split / "train.jsonl"
     steps, lr, source = ab_budget(ctx.cfg, ctx.dir("lr_sweep") / "lr_sweep.json", plan(ctx).sweep)
     res = augmentation_ab(ctx.cfg, base, split / "val.jsonl", out, steps=steps, lr=lr, lr_source=source,
-                          bf16=_eval_bf16(ctx.cfg), parent_run_id=ctx.parent_run_id, console=ctx.console)  # fmt: skip
+                          test_path=split / "test.jsonl", bf16=_eval_bf16(ctx.cfg), parent_run_id=ctx.parent_run_id,
+                          console=ctx.console)  # fmt: skip
     print_augment(ctx.console, res)
     return [p for p in (out / "augment.json", out / "train_augmented.jsonl") if p.exists()]
 
@@ -485,7 +486,7 @@ STAGES: list[Stage] = [
                        "lr_sweep": cfg.pipeline.stages["lr_sweep"], "steps": cfg.pipeline.sweep_steps,
                        "budget": cfg.pipeline.search_budget, "fields": cfg.data.fields, "confidence": cfg.eval.confidence,
                        "bootstrap": cfg.eval.bootstrap, "audit": cfg.audit.model_dump(mode="json")}, run_curation_ab),  # fmt: skip
-    Stage("augment", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("curation_ab") / "ab.json",
+    Stage("augment", lambda c: [*_split_files(c, "train", "val", "test"), _manifest(c), c.dir("curation_ab") / "ab.json",
                                 c.dir("curation_ab") / "raw_train.jsonl", c.dir("lr_sweep") / "lr_sweep.json"],
           lambda cfg: {**_training_slice(cfg), "augment": cfg.augment.model_dump(mode="json"), "wordnet": _wordnet(cfg),
                        "stages": {k: cfg.pipeline.stages[k] for k in ("curate", "curation_ab", "lr_sweep")},

@@ -166,7 +166,7 @@ def test_tuneproof_augment_runs_the_ab_and_never_touches_validation_or_test(tmp_
         "eval": {"bootstrap": 1000},
         "audit": {"checks": ["exact_duplicate", "low_quality"]},
         "augment": {"methods": ["synonym", "swap", "paraphrase"], "wordnet": str(tiny_wordnet)},
-        "pipeline": {"stages": {"lr_sweep": False}},
+        "pipeline": {"stages": {"lr_sweep": False, "curation_ab": False}},  # the split's training data is the plain arm
         "tracking": {"runs_dir": str(tmp_path / "runs")},
     }))  # fmt: skip
     result = CliRunner().invoke(app, ["augment", str(config)])
@@ -203,7 +203,17 @@ def test_tuneproof_augment_runs_the_ab_and_never_touches_validation_or_test(tmp_
     # unchanged inputs: a second call reuses every stage
     again = CliRunner().invoke(app, ["augment", str(config)])
     assert again.exit_code == 0 and json.loads((rd / "augment/augment.json").read_text()) == res
-    assert {s["status"] for s in json.loads((rd / "pipeline.json").read_text())["stages"] if s["name"] != "lr_sweep"} == {"skipped_unchanged"}
+    assert {s["status"] for s in json.loads((rd / "pipeline.json").read_text())["stages"]
+            if s["name"] not in ("lr_sweep", "curation_ab")} == {"skipped_unchanged"}
+    # the whole pipeline with the stage on reuses it, trains on what it chose, and reports it
+    from tuneproof.pipeline import run
+
+    full = run(load_config(config, ["pipeline.stages.augment=true"]))
+    status = {s["name"]: s["status"] for s in full.stages}
+    assert status["augment"] == "skipped_unchanged" and status["train"] == status["evaluate"] == "done"
+    trained = json.loads((rd / "train/train.json").read_text())["data"]
+    assert trained["train_records"] == len(split["train"]) + res["added"]
+    assert 'id="augment" data-status="ok"' in full.report.read_text()
 
 
 def test_sft_paraphrases_are_written_by_the_base_model_and_each_is_kept_or_rejected_with_a_reason(tmp_path, tiny_llama_dir):

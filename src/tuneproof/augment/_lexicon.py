@@ -65,6 +65,7 @@ class WordNet:
                                  f"Fix: {WORDNET_INSTALL}.")  # fmt: skip
         self._index: dict[str, dict[str, list[int]]] = {}
         self._exc: dict[str, dict[str, list[str]]] = {}
+        self._data: dict[str, bytes] = {}
         self._cache: dict[str, list[str]] = {}
 
     def _lines(self, name: str) -> list[str]:
@@ -98,9 +99,11 @@ class WordNet:
 
     def _synset_words(self, pos: str, offset: int) -> list[str]:
         """The lemmas of the synset at ``offset``: offset lex_file type n_words(hex) word lex_id ..."""
-        with (self.root / f"data.{pos}").open("rb") as f:
-            f.seek(offset)
-            fields = f.readline().decode("utf-8", errors="replace").split()
+        if pos not in self._data:  # read once (all four files: about 30 MB), then sliced per lookup
+            self._data[pos] = (self.root / f"data.{pos}").read_bytes()
+        data = self._data[pos]
+        end = data.find(b"\n", offset)
+        fields = data[offset : end if end >= 0 else None].decode("utf-8", errors="replace").split()
         n = int(fields[3], 16)
         words = fields[4 : 4 + 2 * n : 2]
         return [w.split("(")[0].replace("_", " ") for w in words]  # adjectives may carry a marker: "big(a)"

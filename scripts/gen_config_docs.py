@@ -63,6 +63,7 @@ Checks beyond each field's own type and range:
 - `model.labels` needs at least 2 distinct labels.
 - `audit.decisions` and `audit.checks` name checks among {checks}; `audit.num_perm` must be divisible by `audit.bands`.
 - `pipeline.stages` names stages among {stages}.
+- `augment.methods`: synonym, swap and delete are for classification (SFT takes paraphrase); `pipeline.stages.augment: true` needs at least one method.
 """
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from tuneproof.cli import app
 
 runner = CliRunner()
-COMMANDS = ["audit", "curate", "lr-sweep", "tune", "train", "evaluate", "run", "report", "demo", "ui"]
+COMMANDS = ["audit", "curate", "augment", "lr-sweep", "tune", "train", "evaluate", "run", "report", "demo", "ui"]
 
 
 def test_help_lists_every_command():

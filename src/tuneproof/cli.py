@@ -402,6 +402,23 @@ def run(
 
 @app.command()
 @_friendly
+def augment(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Test training-data augmentation: each method in augment.methods against none, in a paired A/B.
+
+    Runs the pipeline up to its augment stage (earlier stages are reused when unchanged). A
+    method is kept only when it lowers the validation loss beyond noise with two seeds; the
+    added records only ever join the training split. Writes runs/<name>/augment/augment.json.
+    """
+    from tuneproof.pipeline import augment as augment_data
+
+    res = augment_data(config, overrides=set_, console=err_console)
+    rows = [(m, r.get("added", 0), r.get("decision") or "not tested", r.get("why")) for m, r in res["methods"].items()]
+    print_table("augmentation A/B", rows, ["method", "records added", "decision", "why"])
+    console.print(res["why"], highlight=False, soft_wrap=True)
+
+
+@app.command()
+@_friendly
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, runs/<name>.")]) -> None:
     """Rebuild report.html and report.json from a run directory."""
     from tuneproof.report import build_report

@@ -31,10 +31,12 @@ from tuneproof.errors import ConfigError
 
 __all__ = [
     "AUDIT_CHECKS",
+    "AUGMENT_METHODS",
     "SFT_METRICS",
     "CLASSIFICATION_METRICS",
     "SEARCHABLE_PARAMS",
     "AuditConfig",
+    "AugmentConfig",
     "DataConfig",
     "EarlyStoppingConfig",
     "EvalConfig",
@@ -550,8 +552,52 @@ class PipelineConfig(_Section):
 
 PIPELINE_STAGE_DEFAULTS: dict[str, bool] = {
     "audit": True, "curate": True, "split": True, "baseline": True, "preflight": True,
-    "lr_sweep": True, "curation_ab": True, "tune": True, "train": True, "evaluate": True, "report": True,
+    "lr_sweep": True, "curation_ab": True, "augment": False, "tune": True, "train": True, "evaluate": True, "report": True,
 }  # fmt: skip
+
+# Word operations (EDA, Wei & Zou 2019) change a classification text; a paraphrase is written
+# by the base model itself (an SFT prompt, or a classification text when the base is a generator).
+AUGMENT_METHODS = ("synonym", "swap", "delete", "paraphrase")
+WORD_METHODS = ("synonym", "swap", "delete")
+
+
+class AugmentConfig(_Section):
+    """Training-data augmentation (``tuneproof augment``; pipeline stage ``augment``, off by default).
+
+    Each method is a hypothesis: a paired A/B against no augmentation at the same training
+    budget, scored on the same validation records, keeps it only when it lowers the
+    validation loss beyond noise. Augmented records only ever join the training split.
+    """
+
+    methods: list[Literal["synonym", "swap", "delete", "paraphrase"]] = Field(
+        default_factory=list,
+        description="methods to test: synonym (WordNet synonym replacement), swap and delete (random word swap "
+        "and deletion) for classification; paraphrase (written by the base model) for sft, and for "
+        "classification when the base model is a generator",
+    )
+    n_aug: int = Field(default=1, ge=1, le=16, description="new records per training record and method")
+    alpha: float = Field(
+        default=0.1, gt=0, le=0.5,
+        description="share of a record's words a word operation changes (EDA's alpha; delete drops each word "
+        "with this probability)",
+    )  # fmt: skip
+    max_length_ratio: float = Field(
+        default=2.0, gt=1,
+        description="a paraphrase more than this factor longer or shorter than its source, in words, is rejected "
+        "(the model continued or answered instead of rewording)",
+    )  # fmt: skip
+    wordnet: str | None = Field(
+        default=None,
+        description="folder of the WordNet 3.0 database (index.noun, data.noun...) for synonym; default "
+        "$TUNEPROOF_WORDNET, else /usr/share/wordnet (Debian's wordnet-base)",
+    )
+
+    @field_validator("methods")
+    @classmethod
+    def _each_once(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"{v} names a method twice; list each once")
+        return v
 
 
 class RunConfig(_Section):
@@ -570,6 +616,7 @@ class RunConfig(_Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @model_validator(mode="after")
     def _absolute_runs_dir(self) -> RunConfig:
@@ -614,6 +661,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "tracking": TrackingConfig,
     "audit": AuditConfig,
     "pipeline": PipelineConfig,
+    "augment": AugmentConfig,
 }
 _TOP_LEVEL = ("name", "task", *_SECTIONS)
 # Fields that hold file paths: resolved relative to the config file, so a config works
@@ -624,6 +672,7 @@ _PATH_FIELDS = {
     "data": ("path", "eval_path", "domain"),
     "eval": ("forgetting_text",),
     "tracking": ("runs_dir",),
+    "augment": ("wordnet",),
 }
 
 
@@ -911,6 +960,20 @@ def _cross_section_problems(task: Any, sections: dict[str, Any], where: Any) -> 
                 f"{where('model.labels')}model.labels = {model.labels}: needs at least 2 distinct labels. "
                 "Fix: list each label once, or leave it unset to take the labels from the data."
             )
+    problems.extend(_augment_problems(task, sections.get("augment"), sections.get("pipeline"), where))
+    return problems
+
+
+def _augment_problems(task: Any, aug: AugmentConfig | None, pipeline: PipelineConfig | None, where: Any) -> list[str]:
+    """Augmentation methods that fit the task, and a switched-on stage that has methods to test."""
+    problems = []
+    if task == "sft" and aug is not None and (words := [m for m in aug.methods if m in WORD_METHODS]):
+        problems.append(f"{where('augment.methods')}augment.methods: {words} change a classification text word by "
+                        "word; an SFT record is augmented by paraphrasing its prompt. Fix: use [paraphrase] for sft.")  # fmt: skip
+    if pipeline is not None and pipeline.stages.get("augment") and not (aug and aug.methods):
+        problems.append(f"{where('pipeline.stages.augment')}pipeline.stages.augment is true, but augment.methods "
+                        "lists no valid method, so there is nothing to test. Fix: add e.g. `augment: {methods: [synonym, swap, delete]}` "
+                        "(classification) or `[paraphrase]` (sft), or switch the stage off.")  # fmt: skip
     return problems
 
 

@@ -80,6 +80,11 @@ def run_dir(tiny_llama_dir, tmp_path_factory) -> Path:
     for part, lines in (("train", kept[:-8]), ("val", kept[-8:]), ("test", test.read_text(encoding="utf-8").splitlines(True))):
         (run / "split" / f"{part}.jsonl").write_text("".join(lines), encoding="utf-8")
     curation_ab(config, run / "split", run / "curate", run / "curation_ab", steps=2, lr=1e-3, lr_source="a test rate")
+    # The augmentation A/B: the tiny model's paraphrases (blank lines) are all rejected, and counted.
+    from tuneproof.pipeline._augment import augmentation_ab
+
+    augmentation_ab(load_config({**cfg, "augment": {"methods": ["paraphrase"], "max_length_ratio": 1.5}}), run / "split" / "train.jsonl",
+                    run / "split" / "val.jsonl", run / "augment", steps=2, lr=1e-3, lr_source="a test rate")  # fmt: skip
     evaluate(tiny_llama_dir, run / "train" / "model", test, run / "evaluate", max_length=64,
              forgetting_text=str(root / "general.txt"))  # fmt: skip
     # What `tuneproof run` adds (contract: /work/notes/run_layout.md).

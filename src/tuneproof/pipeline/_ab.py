@@ -35,7 +35,7 @@ from tuneproof.data import Record, load_records
 
 __all__ = [
     "AB_FILE", "RAW_TRAIN", "ab_budget", "ab_decision", "arm_val_losses", "curation_ab", "paired_ab",
-    "raw_training_rows", "replicated", "reverted_train_path",
+    "raw_training_rows", "replicated", "reverted_train_path", "train_arm", "write_val_losses",
 ]  # fmt: skip
 
 AB_FILE = "ab.json"
@@ -45,28 +45,35 @@ _EXAMPLES = 5  # excluded record ids listed per reason
 
 def ab_decision(
     a_losses: Sequence[float], b_losses: Sequence[float], *, a: str = "A", b: str = "B",
-    confidence: float = 0.95, resamples: int = 1000, seed: int = 0,
+    confidence: float = 0.95, resamples: int = 1000, seed: int = 0, keep_when: str = "not_worse",
 ) -> dict[str, Any]:  # fmt: skip
-    """Keep arm ``a`` unless its per-record losses are worse than arm ``b``'s beyond noise.
+    """Keep arm ``a`` unless its per-record losses are worse than arm ``b``'s beyond noise
+    (``keep_when="not_worse"``), or only when they are better beyond noise (``"better"``).
 
     The difference is mean(a) - mean(b) over the same records (paired), with a paired
-    bootstrap interval. "Beyond noise" is the interval lying entirely above 0; its half-width
-    is reported as the noise. No threshold is tuned here: the interval's confidence is the
-    only knob (``eval.confidence`` in a run).
+    bootstrap interval. "Beyond noise" is the interval lying entirely above 0 (worse) or
+    entirely below 0 (better); its half-width is reported as the noise. No threshold is tuned
+    here: the interval's confidence is the only knob (``eval.confidence`` in a run).
+    ``keep_when`` says which side carries the burden of proof: the change of plan (curation,
+    which the run already chose, is dropped only when it plainly hurt) or the intervention
+    (augmentation adds made-up records, and is used only when it plainly helped).
 
     Args:
         a_losses, b_losses: one loss per validation record, in the same record order.
         a, b: the arms' names, for the sentences and keys.
         confidence, resamples, seed: of the paired bootstrap.
+        keep_when: ``"not_worse"`` or ``"better"``.
 
     Returns:
-        ``{"decision": "keep" | "revert", "why", "val_loss": {a, b}, "difference", "ci",
-        "noise", "confidence", "resamples", "n_records"}``; ``revert`` means use arm ``b``.
+        ``{"decision": "keep" | "revert", "why", "keep_when", "val_loss": {a, b}, "difference",
+        "ci", "noise", "confidence", "resamples", "n_records"}``; ``revert`` means use arm ``b``.
 
     Example:
         >>> ab_decision([1.0, 1.2, 0.9, 1.1], [1.0, 1.1, 1.0, 1.1], a="curated", b="raw")["decision"]
         'keep'
     """
+    if keep_when not in ("not_worse", "better"):
+        raise ValueError(f"keep_when={keep_when!r}: use 'not_worse' or 'better'")
     from tuneproof.evaluate import paired_bootstrap_means
 
     la, lb = np.asarray(a_losses, dtype=float), np.asarray(b_losses, dtype=float)
@@ -74,16 +81,19 @@ def ab_decision(
     noise = (d.ci_high - d.ci_low) / 2
     ci = f"{confidence:.0%} CI [{d.ci_low:+.4g}, {d.ci_high:+.4g}]"
     worse = d.ci_low > 0
+    revert = worse if keep_when == "not_worse" else not d.ci_high < 0
     if worse:
         why = (f"{a} validation loss {d.tuned:.4g} is worse than {b} {d.reference:.4g} beyond noise: the difference "
                f"{d.value:+.4g} ({ci}, noise ±{noise:.3g}) lies entirely above 0, so {b} is used")  # fmt: skip
     else:
         side = "better" if d.value < 0 else "worse" if d.value > 0 else "no different"
         proven = " beyond noise" if d.ci_high < 0 else ", within noise"
+        rule = (f"{a} is kept unless it is worse beyond noise" if keep_when == "not_worse" else
+                f"{a} is kept only when it is better beyond noise" + (f", so {b} is used" if revert else ""))  # fmt: skip
         why = (f"{a} validation loss {d.tuned:.4g} against {b} {d.reference:.4g}: {side}{proven if side != 'no different' else ''} "
-               f"(difference {d.value:+.4g}, {ci}, noise ±{noise:.3g}); {a} is kept unless it is worse beyond noise")  # fmt: skip
+               f"(difference {d.value:+.4g}, {ci}, noise ±{noise:.3g}); {rule}")  # fmt: skip
     return {
-        "decision": "revert" if worse else "keep", "why": why, "val_loss": {a: d.tuned, b: d.reference},
+        "decision": "revert" if revert else "keep", "why": why, "keep_when": keep_when, "val_loss": {a: d.tuned, b: d.reference},
         "difference": d.value, "ci": [d.ci_low, d.ci_high], "noise": noise, "confidence": confidence,
         "resamples": resamples, "n_records": int(la.size),
     }  # fmt: skip
@@ -130,6 +140,36 @@ def arm_val_losses(cfg: RunConfig, model_dir: Path, records: list[Record], sourc
     return np.asarray(nll, dtype=float)
 
 
+def train_arm(
+    cfg: RunConfig, name: str, path: Path, val_path: Path, records: list[Record], out: Path, *, steps: int, lr: float,
+    parent_run_id: str | None = None, console: Any = None,
+) -> tuple[np.ndarray, dict[str, Any]]:  # fmt: skip
+    """Train one arm on ``path`` for ``steps`` steps at ``lr`` in ``out/<name>``, score it on ``records``
+    (read from ``val_path``), then delete its model.
+
+    Returns:
+        ``(losses, info)``: one validation loss per record, and the arm's training file,
+        records, steps, mean validation loss and the engine's own validation loss.
+    """
+    from tuneproof.search._common import prune_outputs
+    from tuneproof.train import train
+
+    arm_out, arm_cfg = out / name, load_config(_arm_config(cfg, path, val_path, steps, lr))
+    res = train(arm_cfg, parent_run_id=parent_run_id, output_dir=arm_out, run_name=f"{cfg.name}/ab/{name}", console=console)
+    losses = arm_val_losses(arm_cfg, res.model_dir, records, str(val_path))
+    info = {"train_file": str(path), "train_records": res.data.get("train_records"), "steps": res.global_step,
+            "val_loss": float(losses.mean()), "engine_val_loss": res.final_metrics.get("loss")}  # fmt: skip
+    prune_outputs(arm_out)
+    return losses, info
+
+
+def write_val_losses(path: Path, records: list[Record], losses: dict[str, np.ndarray]) -> None:
+    """One line per validation record: its id and each arm's loss."""
+    with path.open("w", encoding="utf-8") as f:
+        for i, r in enumerate(records):
+            f.write(json.dumps({"id": r.extra.get("id", r.id), **{k: float(v[i]) for k, v in losses.items()}}) + "\n")
+
+
 def paired_ab(
     cfg: RunConfig, arms: dict[str, Path], val_path: Path, out: Path, *, steps: int, lr: float,
     parent_run_id: str | None = None, console: Any = None,
@@ -153,47 +193,40 @@ def paired_ab(
         :func:`ab_decision`'s dict plus ``arms`` (per arm: training records, mean validation
         loss, steps trained), ``steps`` and ``lr``.
     """
-    from tuneproof.search._common import prune_outputs
-    from tuneproof.train import train
-
     (a, path_a), (b, path_b) = arms.items()
     loaded = load_records(val_path)
     losses: dict[str, np.ndarray] = {}
     info: dict[str, dict[str, Any]] = {}
     for name, path in ((a, path_a), (b, path_b)):
-        arm_out, arm_cfg = out / name, load_config(_arm_config(cfg, path, val_path, steps, lr))
-        res = train(arm_cfg, parent_run_id=parent_run_id, output_dir=arm_out, run_name=f"{cfg.name}/ab/{name}", console=console)
-        losses[name] = arm_val_losses(arm_cfg, res.model_dir, loaded.records, str(val_path))
-        info[name] = {"train_file": str(path), "train_records": res.data.get("train_records"), "steps": res.global_step,
-                      "val_loss": float(losses[name].mean()), "engine_val_loss": res.final_metrics.get("loss")}  # fmt: skip
-        prune_outputs(arm_out)
-    with (out / "val_losses.jsonl").open("w", encoding="utf-8") as f:
-        for i, r in enumerate(loaded.records):
-            f.write(json.dumps({"id": r.extra.get("id", r.id), a: float(losses[a][i]), b: float(losses[b][i])}) + "\n")
+        losses[name], info[name] = train_arm(cfg, name, path, val_path, loaded.records, out, steps=steps, lr=lr,
+                                             parent_run_id=parent_run_id, console=console)  # fmt: skip
+    write_val_losses(out / "val_losses.jsonl", loaded.records, losses)
     result = ab_decision(losses[a], losses[b], a=a, b=b, confidence=cfg.eval.confidence, resamples=cfg.eval.bootstrap,
                          seed=cfg.train.seed)  # fmt: skip
     return {**result, "arms": info, "steps": steps, "lr": lr, "val_records": len(loaded.records), "val_file": str(val_path)}
 
 
-def replicated(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """The A/B's outcome when a first pair of trainings said "revert" and a second pair, with
-    another seed, was run to check it: revert only when both say so.
+def replicated(first: dict[str, Any], second: dict[str, Any], *, change: str = "revert",
+               otherwise: str = "curation is kept") -> dict[str, Any]:  # fmt: skip
+    """The A/B's outcome when a first pair of trainings said ``change`` and a second pair, with
+    another seed, was run to check it: ``change`` only when both say so.
 
     A bootstrap over validation records treats each arm's model as fixed; two short trainings
     also differ by their data order and initialisation, which no resampling of records shows.
-    A decision to drop the intervention is acted on only when it holds for a second seed.
+    A decision that changes the plan (dropping curation: ``"revert"``; using augmentation:
+    ``"keep"``) is acted on only when it holds for a second seed; else ``otherwise`` says what stands.
 
     Example:
         >>> replicated({"decision": "revert", "why": "a"}, {"decision": "keep", "why": "b", "difference": 0.01})["decision"]
         'keep'
     """
     out = {**first, "replication": {k: second.get(k) for k in ("decision", "why", "val_loss", "difference", "ci", "noise")}}
-    if second["decision"] == "revert":
+    if second["decision"] == change:
         out["why"] = f"{first['why']}; replicated with another seed ({second['why']})"
         return out
-    out["decision"] = "keep"
+    out["decision"] = "keep" if change == "revert" else "revert"
     out["why"] = (f"a first pair of trainings said {first['why']}, but a second pair with another seed did not "
-                  f"replicate it ({second['why']}): the difference is within the training's own noise, so curation is kept")
+                  f"replicate it ({second['why']}): the difference is within the training's own noise, so {otherwise}")
     return out
 
 

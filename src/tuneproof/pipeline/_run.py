@@ -280,11 +280,35 @@ def run_curation_ab(ctx: Ctx) -> list[Path]:
     return [p for p in (out / "ab.json", out / "raw_train.jsonl") if p.exists()]
 
 
-def _train_file(ctx: Ctx) -> Path | None:
-    """The raw training data when the curation A/B reverted curation, else None (the split's train.jsonl)."""
-    from tuneproof.pipeline._ab import reverted_train_path
+def run_augment(ctx: Ctx) -> list[Path]:
+    """Each augmentation method against none, on the training data the run would use (after the curation A/B)."""
+    from tuneproof.pipeline._ab import ab_budget, reverted_train_path
+    from tuneproof.pipeline._augment import augmentation_ab, print_augment
 
-    return reverted_train_path(ctx.cfg, ctx.dir("curation_ab"))
+    out, split = ctx.dir("augment"), ctx.dir("split")
+    base = reverted_train_path(ctx.cfg, ctx.dir("curation_ab")) or split / "train.jsonl"
+    steps, lr, source = ab_budget(ctx.cfg, ctx.dir("lr_sweep") / "lr_sweep.json", plan(ctx).sweep)
+    res = augmentation_ab(ctx.cfg, base, split / "val.jsonl", out, steps=steps, lr=lr, lr_source=source,
+                          test_path=split / "test.jsonl", bf16=_eval_bf16(ctx.cfg), parent_run_id=ctx.parent_run_id,
+                          console=ctx.console)  # fmt: skip
+    print_augment(ctx.console, res)
+    return [p for p in (out / "augment.json", out / "train_augmented.jsonl") if p.exists()]
+
+
+def _train_file(ctx: Ctx) -> Path | None:
+    """The training data of the search and the final training when it is not the split's train.jsonl (None):
+    the augmented file when the augment stage kept a method (built on the curation A/B's choice), else the raw
+    data when the curation A/B reverted curation."""
+    from tuneproof.pipeline._ab import reverted_train_path
+    from tuneproof.pipeline._augment import augmented_train_path
+
+    return augmented_train_path(ctx.cfg, ctx.dir("augment")) or reverted_train_path(ctx.cfg, ctx.dir("curation_ab"))
+
+
+def _augmented(ctx: Ctx) -> bool:
+    from tuneproof.pipeline._augment import augmented_train_path
+
+    return augmented_train_path(ctx.cfg, ctx.dir("augment")) is not None
 
 
 def run_tune(ctx: Ctx) -> list[Path]:
@@ -334,6 +358,10 @@ def run_train(ctx: Ctx) -> list[Path]:
         ctx.console.print(f"  train: {p.final} steps, the planned {cfg.train.epochs:g} epoch(s) over the data as given, "
                           f"{p.factor:.2f}x the kept records' tokens (curation removed records, not training)",
                           highlight=False)  # fmt: skip
+    if _augmented(ctx) and not raw["train"].get("max_steps"):
+        # The A/B tested the augmented rows at the plain data's budget: the final training keeps it.
+        raw["train"]["max_steps"] = p.final
+        ctx.console.print(f"  train: {p.final} steps, the budget of the data without augmentation", highlight=False)
     if cfg.pipeline.stages["tune"] and best.exists():
         # The best trial's parameters with this run's own step budget (trials may be shorter).
         tuned = load_config(best).model_dump(mode="json")
@@ -421,6 +449,13 @@ def _manifest(ctx: Ctx) -> Path:
     return ctx.dir("curate") / "manifest.json"
 
 
+def _wordnet(cfg: RunConfig) -> str | None:
+    """The WordNet folder synonym replacement would read: installing it or pointing elsewhere reruns augment."""
+    from tuneproof.augment import find_wordnet
+
+    return str(find_wordnet(cfg.augment.wordnet)) if "synonym" in cfg.augment.methods else None
+
+
 def _training_slice(cfg: RunConfig) -> dict[str, Any]:
     return {"task": cfg.task, "model": cfg.model.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json")}
 
@@ -451,12 +486,19 @@ STAGES: list[Stage] = [
                        "lr_sweep": cfg.pipeline.stages["lr_sweep"], "steps": cfg.pipeline.sweep_steps,
                        "budget": cfg.pipeline.search_budget, "fields": cfg.data.fields, "confidence": cfg.eval.confidence,
                        "bootstrap": cfg.eval.bootstrap, "audit": cfg.audit.model_dump(mode="json")}, run_curation_ab),  # fmt: skip
+    Stage("augment", lambda c: [*_split_files(c, "train", "val", "test"), _manifest(c), c.dir("curation_ab") / "ab.json",
+                                c.dir("curation_ab") / "raw_train.jsonl", c.dir("lr_sweep") / "lr_sweep.json"],
+          lambda cfg: {**_training_slice(cfg), "augment": cfg.augment.model_dump(mode="json"), "wordnet": _wordnet(cfg),
+                       "stages": {k: cfg.pipeline.stages[k] for k in ("curate", "curation_ab", "lr_sweep")},
+                       "steps": cfg.pipeline.sweep_steps, "budget": cfg.pipeline.search_budget,
+                       "confidence": cfg.eval.confidence, "bootstrap": cfg.eval.bootstrap}, run_augment),  # fmt: skip
     Stage("tune", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("lr_sweep") / "lr_sweep.json",
-                             c.dir("curation_ab") / "ab.json"],
+                             c.dir("curation_ab") / "ab.json", c.dir("augment") / "augment.json"],
           lambda cfg: {**_training_slice(cfg), "search": cfg.search.model_dump(mode="json"), "budget": cfg.pipeline.search_budget,
                        "trials": cfg.pipeline.tune_trials, "steps": cfg.pipeline.tune_steps, "lrs": cfg.pipeline.sweep_lrs}, run_tune),  # fmt: skip
     Stage("train", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("tune") / "best.yaml",
-                              c.dir("lr_sweep") / "lr_sweep.json", c.dir("curation_ab") / "ab.json"], _training_slice,
+                              c.dir("lr_sweep") / "lr_sweep.json", c.dir("curation_ab") / "ab.json",
+                              c.dir("augment") / "augment.json"], _training_slice,
           run_train),  # fmt: skip
     Stage("evaluate", lambda c: [*_split_files(c, "train", "test"), c.dir("train") / "model", c.dir("baseline") / "records.jsonl"],
           lambda cfg: {"task": cfg.task, "model": cfg.model.name, "eval": cfg.eval.model_dump(mode="json"),
@@ -481,19 +523,21 @@ def _changed_versions(before: dict[str, str], now: dict[str, str]) -> list[str]:
 
 
 def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | None = None, strict: bool | None = None,
-        console: Any = None) -> RunResult:  # fmt: skip
+        console: Any = None, until: str | None = None) -> RunResult:  # fmt: skip
     """Run the whole pipeline into ``runs/<name>/``; stages whose inputs and config are unchanged are skipped.
 
     Stages: audit, curate, split, baseline, preflight, lr_sweep, curation_ab, tune, train, evaluate, then
     the decision and the report. Each records the sha256 of its input files and of its config
     slice in ``pipeline.json``; a rerun skips a stage when both match and its outputs exist, so
     an interrupted run resumes where it stopped. ``pipeline.stages.<name>: false`` switches one off.
+    ``augment`` (after curation_ab) is off unless ``pipeline.stages.augment: true``.
 
     Args:
         config: a :class:`RunConfig`, a YAML path or a mapping.
         overrides: dotted ``key=value`` overrides.
         strict: stop after the preflight when it finds a high risk (default ``pipeline.strict``).
         console: a rich console; default stderr.
+        until: stop after this stage (its name in :data:`STAGES`): no decision and no report.
 
     Returns:
         A :class:`RunResult`; ``result.decision["headline"]`` is "improved: ship ..." or
@@ -548,7 +592,7 @@ def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | 
     result = RunResult(run_dir, ledger["stages"], None)
     exc_info: tuple[Any, Any, Any] = (None, None, None)
     try:
-        _run_stages(ctx, old, strict, result)
+        _run_stages(ctx, old, strict, result, until)
     except BaseException as exc:
         exc_info = (type(exc), exc, exc.__traceback__)
         raise
@@ -560,9 +604,12 @@ def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | 
     return result
 
 
-def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult) -> None:
+def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult, until: str | None = None) -> None:
     cfg, console = ctx.cfg, ctx.console
-    stages = STAGES + ALWAYS
+    names = [st.name for st in STAGES]
+    if until is not None and until not in names:
+        raise ValueError(f"until={until!r} is not a stage; the stages are {names}")
+    stages = STAGES + ALWAYS if until is None else STAGES[: names.index(until) + 1]
     for i, st in enumerate(stages):
         entry: dict[str, Any] = {"name": st.name, "status": "not_run", "input_hash": None, "config_hash": None,
                                  "started": None, "seconds": 0.0, "outputs": [], "note": None}  # fmt: skip
@@ -615,6 +662,8 @@ def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult) 
             result.report = Path(entry["outputs"][0])
         if st.name == "preflight" and strict:
             _strict_check(ctx, stages[i + 1:])
+    # Stopped early: the later stages' records stay, so the next full run still skips what is unchanged.
+    ctx.ledger["stages"] += [old[st.name] for st in (STAGES + ALWAYS)[len(stages):] if until and st.name in old]
 
 
 def _not_reached(ctx: Ctx, rest: list[Stage], why: str) -> None:

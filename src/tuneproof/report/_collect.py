@@ -17,6 +17,7 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "audit": ("Data audit", ("audit", "curate")),
     "lr-sweep": ("Learning-rate sweep", ("lr_sweep", "lr-sweep")),
     "curation-ab": ("Curation A/B", ("curation_ab",)),
+    "augment": ("Augmentation A/B", ("augment",)),
     "search": ("Hyperparameter search", ("tune",)),
     "training": ("Training curves", ("train",)),
     "evaluation": ("Evaluation", ("evaluate",)),
@@ -220,6 +221,14 @@ def _curation_ab(r: _Reader, pipeline: Any) -> dict[str, Any]:
     return {"status": "ok", **{k: data.get(k) for k in keys}}
 
 
+def _augment(r: _Reader, pipeline: Any) -> dict[str, Any]:
+    data, _ = r.json("augment/augment.json")
+    if not isinstance(data, dict):
+        return _not_run(_stage_reason(pipeline, ("augment",), "augment/augment.json is missing"))
+    keys = ("methods", "used", "why", "train_file", "base_records", "added", "steps", "lr", "lr_source", "val_records")
+    return {"status": "ok", **{k: data.get(k) for k in keys}}
+
+
 def _search(r: _Reader, pipeline: Any) -> dict[str, Any]:
     data, _ = r.json("tune/trials.json")
     skipped, _ = r.json("tune/skipped.json")
@@ -344,6 +353,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "audit": _audit(r, pipeline),
         "lr-sweep": _lr_sweep(r, pipeline),
         "curation-ab": _curation_ab(r, pipeline),
+        "augment": _augment(r, pipeline),
         "search": _search(r, pipeline),
         "training": _training(r, pipeline),
         "forgetting": _forgetting(evaluation, pipeline),

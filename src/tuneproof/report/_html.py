@@ -165,6 +165,26 @@ def _curation_ab(s: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _augment(s: dict[str, Any]) -> str:
+    out = [f"<p>Each augmentation method against none: {num(s.get('steps'))} steps each at lr {num(s.get('lr'))} "
+           f"({e(s.get('lr_source'))}), the same seed, scored on the same {num(s.get('val_records'))} validation records, "
+           "which are never augmented. A method is kept only when it lowers the validation loss beyond noise, with "
+           "two seeds.</p>"]  # fmt: skip
+    rows = []
+    for m, r in (s.get("methods") or {}).items():
+        loss, ci = r.get("val_loss") or {}, r.get("ci") or [None, None]
+        rows.append([e(m), f"{num(r.get('added'))} from {num(r.get('sources'))}", num(loss.get(m)), num(loss.get("plain")),
+                     f"{signed(r.get('difference'))} [{signed(ci[0])}, {signed(ci[1])}]" if r.get("ci") else "",
+                     e(r.get("decision") or "not tested"), e(r.get("why"))])  # fmt: skip
+    out.append(table(["method", "records added", "val loss", "plain val loss", "difference (method - plain), CI",
+                      "decision", "why"], rows))  # fmt: skip
+    used = s.get("used")
+    out.append(f"<p>Decision: <strong>{e(f'{used} is used' if used else 'no augmentation')}</strong>. {e(s.get('why'))}</p>")
+    out.append(f"<p>Training data: {num(s.get('base_records'))} records" + (f" + {num(s.get('added'))} augmented ({e(used)}), "
+               "each with the id of its source record (augmented_from)" if used else "") + ".</p>")  # fmt: skip
+    return "".join(out)
+
+
 def _search(s: dict[str, Any]) -> str:
     states = ", ".join(f"{e(k)}: {num(v)}" for k, v in (s.get("states") or {}).items())
     out = [f"<p>Study {e(s.get('study'))}: {num(s.get('n_trials'))} trials ({states}).</p>"]
@@ -275,6 +295,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "audit": _audit,
     "lr-sweep": _lr_sweep,
     "curation-ab": _curation_ab,
+    "augment": _augment,
     "search": _search,
     "training": _training,
     "evaluation": _evaluation,

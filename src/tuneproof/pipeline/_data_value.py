@@ -348,14 +348,17 @@ def _headline(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 def recommend(rows: list[dict[str, Any]], fit: dict[str, Any] | None = None) -> dict[str, Any]:
     """The smallest fraction whose loss is not worse than the full data's beyond noise.
 
-    Ranked first: the smallest ranked fraction within noise of (or better than) the full data
+    First, the curve must resolve data size at all: when no subset, ranked or random, is worse
+    than the full data beyond noise, "within noise" carries no information (the trainings are
+    too short, or the validation set too small, to tell 10% from 100%), and the answer is
+    ``inconclusive``, never "10% is enough". Then, ranked first: the smallest ranked fraction within noise of (or better than) the full data
     is advised as ``--select F`` when it is not worse than random beyond noise. Otherwise a
     random fraction that reaches the full data means the ranking does not beat random here;
     otherwise every subset is worse beyond noise and all the data is needed (and the curve's
     slope says whether more would help).
 
     Returns:
-        ``{"fraction", "selection": "ranked" | "random" | "all", "advice", "why"}``.
+        ``{"fraction", "selection": "ranked" | "random" | "all" | "inconclusive", "advice", "why"}``.
 
     Example:
         >>> row = lambda f, rf, xf, rr: {"fraction": f, "records": round(100 * f), "ranked_minus_full": {"ci": rf},
@@ -365,6 +368,12 @@ def recommend(rows: list[dict[str, Any]], fit: dict[str, Any] | None = None) -> 
         'curate --select 0.2'
     """
     sub = sorted((r for r in rows if "ranked_minus_full" in r), key=lambda r: r["fraction"])
+    if not any((r[f"{arm}_minus_full"].get("ci") or [-math.inf])[0] > 0 for r in sub for arm in ("ranked", "random")):
+        return {"fraction": None, "selection": "inconclusive", "advice": None,
+                "why": "no subset is worse than the full data beyond noise, so the curve does not resolve data size: the "
+                       "points are too noisy (short trainings, few validation records) to say how much of the data matters; "
+                       "raise pipeline.data_value.budget or seeds, or data.val_fraction" if sub else
+                       "no fraction below 1.0 in pipeline.data_value.fractions: nothing to compare with the full data"}  # fmt: skip
     reaches = {arm: [r for r in sub if (r[f"{arm}_minus_full"].get("ci") or [math.inf])[0] <= 0] for arm in ("ranked", "random")}
     worse = [f"{r['fraction']:.0%}" for r in sub if _verdict(r["ranked_minus_random"], "", "worse") == "worse"]
     for r in reaches["ranked"]:

@@ -282,7 +282,8 @@ def _data_value(s: dict[str, Any]) -> str:
     else:
         out.append(f"<p>Curve: {e(fit.get('status'))}.</p>")
     advice = f" Advice: <code>{e(rec['advice'])}</code>." if rec.get("advice") else ""
-    out.append(f"<p>Recommendation: <strong>{e(rec.get('selection'))} {num(rec.get('fraction'))}</strong>: {e(rec.get('why'))}.{advice}</p>")
+    frac = f" {num(rec['fraction'])}" if rec.get("fraction") is not None else ""
+    out.append(f"<p>Recommendation: <strong>{e(rec.get('selection'))}{frac}</strong>: {e(rec.get('why'))}.{advice}</p>")
     return "".join(out)
 
 

@@ -256,3 +256,36 @@ def test_a_run_with_the_stage_draws_the_curve_and_reports_it_and_the_cli_redraws
     again = json.loads((out / "data_value.json").read_text())
     assert again["lr"] == 2e-3 and again["lr_source"] == "given (--lr)" and len(again["points"]) == 3
     assert "data value (validation loss)" in r.output
+
+
+@pytest.mark.slow  # three tiny trainings
+def test_classification_points_share_the_labels_and_report_accuracy_against_the_class_prior(tmp_path, tiny_bert_dir):
+    import io
+
+    from rich.console import Console
+
+    from tuneproof.audit.embed import HashingEmbedder
+    from tuneproof.pipeline._data_value import data_value
+
+    rng = random.Random(0)
+    words = "good bad film plot actor scene music long short story".split()
+
+    def rows(n, start):  # the first half all "neg": the top of an unscored ranking holds one class
+        return [{"id": f"r{start + i}", "text": " ".join(rng.choice(words) for _ in range(5)) + f" item{start + i}",
+                 "label": "neg" if i < n // 2 else "pos"} for i in range(n)]  # fmt: skip
+
+    cfg = load_config({"name": "c", "task": "classification", "data": {"path": str(tmp_path / "d.jsonl")},
+                       "model": {"name": str(tiny_bert_dir), "method": "full", "max_length": 32},
+                       "train": {"batch_size": 4, "max_steps": 4, "bf16": False},
+                       "audit": {"checks": ["exact_duplicate"]}, "tracking": {"runs_dir": str(tmp_path / "runs")},
+                       "pipeline": {"data_value": {"fractions": [0.1], "seeds": 1}}})  # fmt: skip
+    split = cfg.run_dir / "split"
+    split.mkdir(parents=True)
+    for name, n, start in (("train", 40, 0), ("val", 10, 100)):
+        (split / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(n, start)))
+    res = data_value(cfg, lr=1e-3, embedder=HashingEmbedder(), console=Console(file=io.StringIO()))
+    assert [p["key"] for p in res["points"]] == ["ranked@0.1", "random@0.1", "full"]
+    assert all(0 <= p["accuracy"] <= 1 and p["steps_trained"] == 4 for p in res["points"])
+    assert res["base"]["source"] == "the training split's class prior"
+    assert res["base"]["val_loss"] == pytest.approx(np.log(2), abs=0.01)  # 20/20 labels, add-one smoothed
+    assert res["lr_source"] == "given (--lr)" and res["rows"][0]["records"] == 4

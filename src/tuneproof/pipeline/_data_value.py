@@ -437,6 +437,7 @@ def data_value(cfg: RunConfig, *, lr: float | None = None, parent_run_id: str | 
     lines = train_path.read_text(encoding="utf-8").splitlines()
     rows = [i for i, line in enumerate(lines) if line.strip()]
     val = load_records(val_path).records
+    chosen = _with_labels(chosen, train_path)
     dv = cfg.pipeline.data_value
     plan = plan_points(len(rows), dv.fractions, dv.seeds, _final_steps(cfg, chosen), dv.budget,
                        chosen.train.batch_size * chosen.train.grad_accum)  # fmt: skip
@@ -476,6 +477,21 @@ def _split_files(cfg: RunConfig) -> tuple[Path, Path]:
                              "split, with the run's chosen hyperparameters, and scores its validation records. Fix: run "
                              "`tuneproof run CONFIG` first")  # fmt: skip
     return reverted_train_path(cfg, cfg.run_dir / "curation_ab") or split / "train.jsonl", split / "val.jsonl"
+
+
+def _with_labels(chosen: RunConfig, train_path: Path) -> RunConfig:
+    """Classification: every point's head gets the full training split's labels, in one order.
+
+    A small subset (the top 10% by relevance above all) may lack a class; its model would then
+    not know a validation record's label, and the points would not be comparable.
+    """
+    if chosen.task != "classification" or chosen.model.labels:
+        return chosen
+    from tuneproof.data import load_records
+    from tuneproof.train.classification import label_map
+
+    labels = label_map(load_records(train_path).records, None)
+    return chosen.model_copy(update={"model": chosen.model.model_copy(update={"labels": labels})})
 
 
 def _final_steps(cfg: RunConfig, chosen: RunConfig) -> int:

@@ -227,17 +227,16 @@ def _power_law(x: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
 
 def _resampled_means(losses: dict[str, np.ndarray], resamples: int, seed: int) -> dict[str, np.ndarray]:
     """Per point, ``resamples`` bootstrap means over seeds and validation records (the same
-    draws for every point: the comparisons are paired). ``losses``: key -> (seeds, records)."""
+    draws for every point: the comparisons are paired). ``losses``: key -> (seeds, records);
+    a single row (the base model) is resampled over its records only."""
     rng = np.random.default_rng(seed)
-    n_seeds, n_records = next(iter(losses.values())).shape
-    sidx = rng.integers(0, n_seeds, size=(resamples, n_seeds))
-    ridx = rng.integers(0, n_records, size=(resamples, n_records))
-    out = {}
-    for key, arr in losses.items():
-        if arr.shape[0] == 1:  # one row (the base model): the records only
-            out[key] = arr[0][ridx].mean(axis=1)
-        else:
-            out[key] = np.array([arr[s].mean(axis=0)[r].mean() for s, r in zip(sidx, ridx)])
+    n_seeds = max(arr.shape[0] for arr in losses.values())
+    n_records = next(iter(losses.values())).shape[1]
+    out = {key: np.empty(resamples) for key in losses}
+    for b in range(resamples):  # one draw at a time: memory stays O(records), not O(resamples x records)
+        s, r = rng.integers(0, n_seeds, n_seeds), rng.integers(0, n_records, n_records)
+        for key, arr in losses.items():
+            out[key][b] = (arr[s] if arr.shape[0] == n_seeds else arr).mean(axis=0)[r].mean()
     return out
 
 
@@ -456,6 +455,7 @@ def data_value(cfg: RunConfig, *, lr: float | None = None, parent_run_id: str | 
         summary = summarize({k: np.stack(v) for k, v in losses.items()},
                             {p["fraction"]: p["records"] for p in plan["points"]}, base["losses"],
                             confidence=cfg.eval.confidence, resamples=cfg.eval.bootstrap, seed=cfg.train.seed)  # fmt: skip
+        _add_accuracy(summary["rows"], points)
         result = {"plan": plan, "lr": rate, "lr_source": lr_source, "train_file": str(train_path), "val_file": str(val_path),
                   "n_train": len(rows), "n_val": len(val), "ranking": {k: v for k, v in ranking.items() if k != "indices"},
                   "base": {k: v for k, v in base.items() if k != "losses"}, "points": points, **summary,
@@ -465,6 +465,16 @@ def data_value(cfg: RunConfig, *, lr: float | None = None, parent_run_id: str | 
         track.log_artifact(parent, out / DATA_VALUE_FILE)
     _print_result(console, result)
     return result
+
+
+def _add_accuracy(rows: list[dict[str, Any]], points: list[dict[str, Any]]) -> None:
+    """Classification: each arm's accuracy on the validation records, the mean over its seeds."""
+    for r in rows:
+        for arm in ("ranked", "random", "full"):
+            key = "full" if arm == "full" else f"{arm}@{r['fraction']:g}"
+            acc = [p["accuracy"] for p in points if p["key"] == key and "accuracy" in p]
+            if arm in r and acc:
+                r[arm]["accuracy"] = float(np.mean(acc))
 
 
 def _split_files(cfg: RunConfig) -> tuple[Path, Path]:

@@ -262,13 +262,13 @@ def _data_value(s: dict[str, Any]) -> str:
     rows = []
     for r in s.get("rows") or []:
         if "full" in r:
-            rows.append([num(r.get("fraction")), num(r.get("records")), num(r["full"].get("val_loss")), "(full data)", "–", "–", "–"])
+            rows.append([num(r.get("fraction")), num(r.get("records")), _loss_cell(r["full"]), "(full data)", "–", "–", "–"])
             continue
         d = r.get("ranked_minus_random") or {}
         share = lambda a: num(((r.get(a) or {}).get("share_of_gain") or {}).get("value"), 3)  # noqa: E731
         ci = d.get("ci") or [None, None]
-        rows.append([num(r.get("fraction")), num(r.get("records")), num((r.get("ranked") or {}).get("val_loss")),
-                     num((r.get("random") or {}).get("val_loss")), f"{signed(d.get('value'))} [{signed(ci[0])}, {signed(ci[1])}]",
+        rows.append([num(r.get("fraction")), num(r.get("records")), _loss_cell(r.get("ranked")), _loss_cell(r.get("random")),
+                     f"{signed(d.get('value'))} [{signed(ci[0])}, {signed(ci[1])}]",
                      e(d.get("verdict")), f"{share('ranked')} / {share('random')}"])  # fmt: skip
     out.append(table(["fraction", "records", "ranked loss", "random loss", f"ranked − random ({level} CI)", "verdict",
                       "share of the full-data gain (ranked / random)"], rows))  # fmt: skip
@@ -285,6 +285,13 @@ def _data_value(s: dict[str, Any]) -> str:
     frac = f" {num(rec['fraction'])}" if rec.get("fraction") is not None else ""
     out.append(f"<p>Recommendation: <strong>{e(rec.get('selection'))}{frac}</strong>: {e(rec.get('why'))}.{advice}</p>")
     return "".join(out)
+
+
+def _loss_cell(arm: dict[str, Any] | None) -> str:
+    """The arm's validation loss, and its accuracy where it was measured (classification)."""
+    arm = arm or {}
+    acc = f" (accuracy {num(arm['accuracy'], 3)})" if isinstance(arm.get("accuracy"), (int, float)) else ""
+    return num(arm.get("val_loss")) + acc
 
 
 def _ci_text(x: dict[str, Any]) -> str:

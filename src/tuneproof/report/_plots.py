@@ -132,7 +132,8 @@ def data_value_plot(sec: dict[str, Any]) -> str | None:
         pts = [(r["records"], r[arm]) for r in rows if isinstance(r.get(arm), dict)] + [(full["records"], full["full"])]
         pts = [(n, a) for n, a in pts if _finite(a.get("val_loss"))]
         ys = [a["val_loss"] for _, a in pts]
-        err = [[y - (a.get("ci") or [y, y])[0] for (_, a), y in zip(pts, ys)], [(a.get("ci") or [y, y])[1] - y for (_, a), y in zip(pts, ys)]]
+        cis = [a.get("ci") or [y, y] for (_, a), y in zip(pts, ys)]
+        err = [[max(0.0, y - lo) for (lo, _), y in zip(cis, ys)], [max(0.0, hi - y) for (_, hi), y in zip(cis, ys)]]
         ax.errorbar([n for n, _ in pts], ys, yerr=err, fmt=style, capsize=3, label=label, alpha=0.85)
     fit = sec.get("fit") or {}
     if fit.get("status") == "ok" and all(_finite(fit.get(k)) for k in ("a", "b", "c", "records_full")):

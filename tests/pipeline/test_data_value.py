@@ -168,6 +168,19 @@ def test_without_a_chosen_rate_it_says_what_to_run_first(tmp_path):
     assert chosen_setup(cfg, lr=1e-3)[1] == 1e-3
 
 
+def test_a_split_too_small_to_draw_a_curve_is_named_with_the_fix(tmp_path):
+    from tuneproof.pipeline._data_value import data_value
+
+    cfg = load_config({"name": "x", "task": "sft", "data": {"path": str(tmp_path / "d.jsonl")},
+                       "tracking": {"runs_dir": str(tmp_path / "runs")}})  # fmt: skip
+    split = cfg.run_dir / "split"
+    split.mkdir(parents=True)
+    for part, n in (("train", 1), ("val", 3)):
+        (split / f"{part}.jsonl").write_text("".join(json.dumps({"prompt": f"q{i}", "completion": "a"}) + "\n" for i in range(n)))
+    with pytest.raises(TuneproofError, match=r"train.jsonl: fewer than 2 training records.*Fix: more data"):
+        data_value(cfg, lr=1e-3)
+
+
 def test_the_cli_without_a_run_names_the_missing_split(tmp_path):
     from typer.testing import CliRunner
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -436,6 +437,10 @@ def data_value(cfg: RunConfig, *, lr: float | None = None, parent_run_id: str | 
     lines = train_path.read_text(encoding="utf-8").splitlines()
     rows = [i for i, line in enumerate(lines) if line.strip()]
     val = load_records(val_path).records
+    if not val or len(rows) < 2:
+        what = f"{val_path}: no validation records" if not val else f"{train_path}: fewer than 2 training records"
+        raise TuneproofError(f"{what}; the curve trains on subsets of the training split and scores every point on the "
+                             "validation records. Fix: more data, or raise data.val_fraction")  # fmt: skip
     chosen = _with_labels(chosen, train_path)
     dv = cfg.pipeline.data_value
     plan = plan_points(len(rows), dv.fractions, dv.seeds, _final_steps(cfg, chosen), dv.budget,
@@ -443,6 +448,7 @@ def data_value(cfg: RunConfig, *, lr: float | None = None, parent_run_id: str | 
     plan["seconds_per_step"], plan["seconds_source"] = _seconds_per_step(cfg.run_dir)
     _print_plan(console, plan, len(rows), len(val), rate, lr_source)
     out = cfg.run_dir / "data_value"
+    shutil.rmtree(out / "points", ignore_errors=True)  # an earlier curve's points must not mix with this one's
     out.mkdir(parents=True, exist_ok=True)
     sizes = sorted({p["records"] for p in plan["points"] if p["arm"] == "ranked"})
     ranking = _ranked_subsets(cfg, train_path, sizes, embedder)

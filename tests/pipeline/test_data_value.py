@@ -168,6 +168,18 @@ def test_without_a_chosen_rate_it_says_what_to_run_first(tmp_path):
     assert chosen_setup(cfg, lr=1e-3)[1] == 1e-3
 
 
+def test_the_search_s_best_trial_sets_the_points_settings_with_the_run_s_own_step_budget(tmp_path):
+    raw = {"name": "x", "task": "sft", "data": {"path": str(tmp_path / "d.jsonl")}, "train": {"max_steps": 40, "batch_size": 8},
+           "tracking": {"runs_dir": str(tmp_path / "runs")}}  # fmt: skip
+    cfg = load_config(raw)
+    (cfg.run_dir / "tune").mkdir(parents=True)
+    best = load_config({**raw, "train": {"max_steps": 5, "batch_size": 4, "lr": 5e-4, "weight_decay": 0.1}})
+    (cfg.run_dir / "tune" / "best.yaml").write_text(best.to_yaml())
+    chosen, lr, source = chosen_setup(cfg)
+    assert (lr, chosen.train.batch_size, chosen.train.weight_decay, chosen.train.max_steps) == (5e-4, 4, 0.1, 40)
+    assert "best trial" in source
+
+
 def test_a_split_too_small_to_draw_a_curve_is_named_with_the_fix(tmp_path):
     from tuneproof.pipeline._data_value import data_value
 

@@ -133,7 +133,8 @@ def chosen_setup(cfg: RunConfig, lr: float | None = None) -> tuple[RunConfig, fl
     if tuned:
         chosen = load_config(best).model_dump(mode="json")
         for section in ("train", "model"):
-            raw[section] = {**chosen[section], **{k: raw[section][k] for k in ("max_steps", "epochs", "eval_steps")}}
+            raw[section] = {**chosen[section], **{k: raw[section][k] for k in ("max_steps", "epochs", "eval_steps")
+                                                  if k in raw[section]}}  # fmt: skip
     sources = [(lr, "given (--lr)"), (_train_json_lr(run_dir), f"the final training's rate ({run_dir / 'train' / 'train.json'})"),
                (raw["train"]["lr"] if tuned else None, f"the search's best trial ({best})"),
                (_sweep_lr(run_dir), f"the lr sweep's rate for the training ({run_dir / 'lr_sweep' / 'lr_sweep.json'})"),

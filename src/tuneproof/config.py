@@ -559,7 +559,9 @@ class PipelineConfig(_Section):
         "min(max_steps, 30) and full-length trials",
     )
     strict: bool = Field(default=False, description="stop when the preflight finds a high risk")
-    data_value: DataValueConfig = Field(default_factory=DataValueConfig)
+    data_value: DataValueConfig = Field(
+        default_factory=DataValueConfig, description="the learning curve of stage data_value: fractions, seeds, budget"
+    )
 
     @field_validator("stages")
     @classmethod

@@ -273,6 +273,16 @@ def test_a_run_with_the_stage_draws_the_curve_and_reports_it_and_the_cli_redraws
     assert "<img" in section and "ranked − random" in section and "Recommendation:" in section
     facts = json.loads((res.run_dir / "report.json").read_text())["sections"]["data-value"]
     assert facts["status"] == "ok" and facts["recommendation"] == dv["recommendation"]
+    # MLflow: the curve is one run under the pipeline's, its points under it
+    from tuneproof import track
+
+    client = track._client(load_config(cfg).tracking.resolved_uri())
+    exp = client.get_experiment_by_name("tuneproof")
+    parent = json.loads((res.run_dir / "pipeline.json").read_text())["mlflow_parent_run_id"]
+    curve = client.search_runs([exp.experiment_id], filter_string="tags.`tuneproof.stage` = 'data-value'")
+    assert len(curve) == 1 and curve[0].data.tags["mlflow.parentRunId"] == parent
+    points = client.search_runs([exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{curve[0].info.run_id}'")
+    assert len(points) == len(dv["points"])
 
     conf = tmp_path / "dv.yaml"
     conf.write_text(json.dumps(cfg))

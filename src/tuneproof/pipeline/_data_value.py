@@ -608,7 +608,10 @@ def _train_point(chosen: RunConfig, subset: list[str], val: list[Any], val_path:
                  seed: int, run_name: str, parent_id: str, console: Any) -> tuple[dict[str, np.ndarray], Any]:  # fmt: skip
     """One short training on ``subset`` (JSON lines) at ``rate``; its per-record validation scores.
 
-    The model is deleted after scoring (``train.json`` stays), as the A/B's arms are.
+    The engine's own evaluations (early stopping and the guard are off, so nothing reads them)
+    run on one batch of the validation records, not all of them: the point is scored once, per
+    record, by :func:`arm_scores`, instead of three times. The model is deleted after scoring
+    (``train.json`` stays), as the A/B's arms are.
     """
     from tuneproof.pipeline._ab import _arm_config, arm_scores
     from tuneproof.search._common import prune_outputs
@@ -617,13 +620,17 @@ def _train_point(chosen: RunConfig, subset: list[str], val: list[Any], val_path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "subset.jsonl"
     path.write_text("".join(line + "\n" for line in subset), encoding="utf-8")
-    raw = _arm_config(chosen, path, val_path, steps, rate)
+    engine_val = out / "engine_val.jsonl"
+    head = [line for line in val_path.read_text(encoding="utf-8").splitlines() if line.strip()][: chosen.train.batch_size]
+    engine_val.write_text("".join(line + "\n" for line in head), encoding="utf-8")
+    raw = _arm_config(chosen, path, engine_val, steps, rate)
     raw["train"]["seed"] = seed
     cfg = load_config(raw)
     res = train(cfg, parent_run_id=parent_id, output_dir=out, run_name=run_name, console=console)
     scores = arm_scores(cfg, res.model_dir, val, str(val_path))
     prune_outputs(out)
     path.unlink(missing_ok=True)
+    engine_val.unlink(missing_ok=True)
     return scores, res
 
 

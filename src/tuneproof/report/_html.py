@@ -254,8 +254,8 @@ def _data_value(s: dict[str, Any]) -> str:
     out = [image(_plots.data_value_plot(s), "learning curve"),
            f"<p>{num(len(plan.get('points') or []) * (plan.get('seeds') or 0))} short trainings over {num(s.get('n_train'))} "
            f"training records at lr {num(s.get('lr'))} ({e(s.get('lr_source'))}), {num(plan.get('seeds'))} seeds each, "
-           f"{num(plan.get('total_steps'))} steps in all ({num(plan.get('budget'))}x budget of the final training's "
-           f"{num(plan.get('final_steps'))} steps); scored on {num(s.get('n_val'))} validation records. Reference loss "
+           f"{num(plan.get('total_steps'))} steps in all, {_times(plan)} the final training's {num(plan.get('final_steps'))} steps "
+           f"(budget {num(plan.get('budget'))}x); scored on {num(s.get('n_val'))} validation records. Reference loss "
            f"{num(base.get('val_loss'))} ({e(base.get('source'))}). Ranked subsets: {e((s.get('ranking') or {}).get('rule'))}.</p>"]  # fmt: skip
     if plan.get("over_budget"):
         out.append(f"<p>⚠ {e(plan['over_budget'])}</p>")
@@ -285,6 +285,11 @@ def _data_value(s: dict[str, Any]) -> str:
     frac = f" {num(rec['fraction'])}" if rec.get("fraction") is not None else ""
     out.append(f"<p>Recommendation: <strong>{e(rec.get('selection'))}{frac}</strong>: {e(rec.get('why'))}.{advice}</p>")
     return "".join(out)
+
+
+def _times(plan: dict[str, Any]) -> str:
+    total, final = plan.get("total_steps"), plan.get("final_steps")
+    return e(f"{total / final:.2g}x") if isinstance(total, (int, float)) and isinstance(final, (int, float)) and final else "?x"
 
 
 def _loss_cell(arm: dict[str, Any] | None) -> str:

@@ -325,3 +325,14 @@ def test_classification_points_share_the_labels_and_report_accuracy_against_the_
     assert res["base"]["val_loss"] == pytest.approx(np.log(2), abs=0.01)  # 20/20 labels, add-one smoothed
     assert res["lr_source"] == "given (--lr)" and res["rows"][0]["records"] == 4
     assert res["rows"][1]["full"]["accuracy"] == next(p["accuracy"] for p in res["points"] if p["key"] == "full")
+
+
+def test_the_command_is_listed_and_has_real_help():
+    from typer.testing import CliRunner
+
+    from tuneproof.cli import app
+
+    runner = CliRunner()
+    assert "data-value" in runner.invoke(app, ["--help"]).output
+    r = runner.invoke(app, ["data-value", "--help"])
+    assert r.exit_code == 0 and "--budget" in r.output and "--seeds" in r.output and "--lr" in r.output

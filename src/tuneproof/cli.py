@@ -400,6 +400,37 @@ def run(
     console.print((result.decision or {}).get("headline", "no decision"), highlight=False)
 
 
+@app.command("data-value")
+@_friendly
+def data_value(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    lr: Annotated[Optional[float], typer.Option(help="Rate for every point (default: the rate the run chose).")] = None,
+    budget: Annotated[
+        Optional[float], typer.Option(help="The curve's cost in final trainings (default pipeline.data_value.budget: 2).")
+    ] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="Trainings per point (default pipeline.data_value.seeds: 2).")] = None,
+) -> None:
+    """Learning curve over data size on a run's split: ranked vs random subsets, and would more data help."""
+    from tuneproof.pipeline._data_value import data_value as draw_curve
+
+    extra = [f"pipeline.data_value.{k}={v}" for k, v in (("budget", budget), ("seeds", seeds)) if v is not None]
+    cfg = _load(config, [*(set_ or []), *extra])
+    res = draw_curve(cfg, lr=lr, console=err_console)
+    rows = []
+    for r in res["rows"]:
+        if "full" in r:
+            rows.append((f"{r['fraction']:.0%}", r["records"], f"{r['full']['val_loss']:.4f}", "(full data)", "", ""))
+            continue
+        d = r["ranked_minus_random"]
+        ci = f"{d['value']:+.4f} [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]" if d.get("ci") else f"{d['value']:+.4f}"
+        rows.append((f"{r['fraction']:.0%}", r["records"], f"{r['ranked']['val_loss']:.4f}", f"{r['random']['val_loss']:.4f}", ci, d["verdict"]))
+    print_table("data value (validation loss)", rows, ["fraction", "records", "ranked", "random", "ranked - random (CI)", "verdict"])
+    rec = res["recommendation"]
+    console.print(rec["why"] + (f"; advice: {rec['advice']}" if rec.get("advice") else ""), highlight=False, soft_wrap=True)
+    console.print(f"wrote {cfg.run_dir / 'data_value'} (data_value.json, data_value.png)", highlight=False, soft_wrap=True)
+
+
 @app.command()
 @_friendly
 def augment(config: ConfigArg, set_: SetOpt = None) -> None:

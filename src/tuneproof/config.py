@@ -514,6 +514,28 @@ class TrackingConfig(_Section):
         return f"sqlite:///{Path(self.runs_dir).resolve() / 'mlflow.db'}"
 
 
+class DataValueConfig(_Section):
+    """The data-value learning curve (``tuneproof data-value``; stage ``data_value``, off by default)."""
+
+    fractions: list[float] = Field(
+        default_factory=lambda: [0.1, 0.2, 0.4, 0.7, 1.0],
+        description="shares of the training split to train on, each in (0, 1]; 1.0 (the full data, the reference "
+        "of every comparison) is added when missing",
+    )
+    seeds: int = Field(default=2, ge=1, le=5, description="trainings per point, each with its own seed and random subset")
+    budget: float = Field(
+        default=2.0, gt=0, description="the whole curve trains about this many times the final training's examples"
+    )
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        bad = [f for f in v if not 0 < f <= 1]
+        if bad:
+            raise ValueError(f"fractions {bad} outside (0, 1]: give shares of the training split, e.g. [0.1, 0.2, 0.4, 0.7, 1.0]")
+        return sorted({*v, 1.0})
+
+
 class PipelineConfig(_Section):
     """What ``tuneproof run`` does: which stages run, the search budget, strictness."""
 
@@ -539,6 +561,9 @@ class PipelineConfig(_Section):
         "min(max_steps, 30) and full-length trials",
     )
     strict: bool = Field(default=False, description="stop when the preflight finds a high risk")
+    data_value: DataValueConfig = Field(
+        default_factory=DataValueConfig, description="the learning curve of stage data_value: fractions, seeds, budget"
+    )
 
     @field_validator("stages")
     @classmethod
@@ -552,7 +577,8 @@ class PipelineConfig(_Section):
 
 PIPELINE_STAGE_DEFAULTS: dict[str, bool] = {
     "audit": True, "curate": True, "split": True, "baseline": True, "preflight": True,
-    "lr_sweep": True, "curation_ab": True, "augment": False, "tune": True, "train": True, "evaluate": True, "report": True,
+    "lr_sweep": True, "curation_ab": True, "augment": False, "tune": True, "train": True, "evaluate": True,
+    "data_value": False, "report": True,
 }  # fmt: skip
 
 # Word operations (EDA, Wei & Zou 2019) change a classification text; a paraphrase is written

@@ -31,8 +31,8 @@ def test_full_run_writes_the_contract_then_skips_unchanged_and_reruns_only_what_
     rd = first.run_dir
     missing = [p for p in CONTRACT if not (rd / p).exists()]
     assert not missing
-    assert all(v in ("done", "not_run") for k, v in _status(first).items() if k != "augment")
-    assert _status(first)["augment"] == "off"  # off unless switched on with methods to test
+    assert all(v in ("done", "not_run") for k, v in _status(first).items() if k not in ("augment", "data_value"))
+    assert _status(first)["augment"] == "off" and _status(first)["data_value"] == "off"  # off unless switched on
     ledger = json.loads((rd / "pipeline.json").read_text())
     assert {s["name"] for s in ledger["stages"]} >= {"audit", "curate", "split", "baseline", "preflight", "lr_sweep", "tune", "train", "evaluate", "decision", "report"}
     assert all(len(s["input_hash"]) == 64 and len(s["config_hash"]) == 64 for s in ledger["stages"] if s["status"] == "done")

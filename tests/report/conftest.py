@@ -85,6 +85,10 @@ def run_dir(tiny_llama_dir, tmp_path_factory) -> Path:
 
     augmentation_ab(load_config({**cfg, "augment": {"methods": ["paraphrase"], "max_length_ratio": 1.5}}), run / "split" / "train.jsonl",
                     run / "split" / "val.jsonl", run / "augment", steps=2, lr=1e-3, lr_source="a test rate")  # fmt: skip
+    # The learning curve on the same split, at its smallest: one fraction below the full data, one seed.
+    from tuneproof.pipeline._data_value import data_value
+
+    data_value(load_config({**cfg, "pipeline": {"data_value": {"fractions": [0.5], "seeds": 1}}}), embedder=HashingEmbedder())
     evaluate(tiny_llama_dir, run / "train" / "model", test, run / "evaluate", max_length=64,
              forgetting_text=str(root / "general.txt"))  # fmt: skip
     # What `tuneproof run` adds (contract: /work/notes/run_layout.md).

@@ -39,7 +39,8 @@ def test_every_section_is_present_and_filled(built, run_dir):
 def test_plots_are_embedded_pngs_and_nothing_is_fetched(built):
     page, _ = built
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', page)
-    assert {alt for alt, _ in images} == {"learning-rate sweep", "trial history", "parameter importances", "training curves"}
+    assert {alt for alt, _ in images} == {"learning-rate sweep", "trial history", "parameter importances", "training curves",
+                                          "learning curve"}
     for _, b64 in images:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
     # Self-contained: no external URL in any src/href, and a CSP that forbids loading anything.

@@ -76,7 +76,7 @@ def test_report_renders_with_every_section_images_and_no_console_error(run_dir, 
     page = build_report(run_dir).read_text(encoding="utf-8")
     result, console = render(page, tmp_path)
     assert result["sections"] == list(SECTIONS)
-    assert len(result["images"]) == 4
+    assert len(result["images"]) == 5
     for img in result["images"]:
         assert img["complete"] and img["width"] > 0, img
     assert result["errors"] == [] and console == []

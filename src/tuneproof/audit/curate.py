@@ -26,7 +26,7 @@ from tuneproof.audit.relevance import record_embeddings
 from tuneproof.config import AuditConfig, resolve_decision
 from tuneproof.data import LoadResult, load_records
 
-__all__ = ["CurateResult", "curate"]
+__all__ = ["CurateResult", "curate", "select_records"]
 
 _WARNING_PENALTY = 0.1  # selection score lost per flagged problem
 
@@ -155,6 +155,31 @@ def _select(result: AuditResult, candidates: list[int], flagged: dict[int, list[
         f"- {_WARNING_PENALTY} per flag; at most {cap} per embedding cluster ({k} clusters)"
     )
     return sorted(candidates[p] for p in chosen), how
+
+
+def select_records(result: AuditResult, n: int) -> tuple[list[int], str]:
+    """The ``n`` best records of an audit by the rule ``curate(select=...)`` keeps: relevance
+    minus a penalty per flag, with the per-cluster diversity cap.
+
+    ``curate(select=F)`` keeps ``round(F x candidates)`` of the records no check removes; this
+    keeps exactly ``n`` of them instead, so a subset can match another of the same size (a
+    random one, in a learning curve). Past the candidates, the records a check would remove
+    follow, best first by the same score.
+
+    Returns:
+        ``(indices, rule)``: sorted record indices and the rule in words.
+
+    Example:
+        >>> select_records(audit("train.jsonl", domain="refs.jsonl"), 100)  # doctest: +SKIP
+    """
+    removed, flagged = _decide(result)
+    apply_budget(result, removed, flagged)
+    candidates = [i for i in range(len(result.records)) if i not in removed]
+    n = max(0, min(n, len(result.records)))
+    if 0 < n <= len(candidates):
+        return _select(result, candidates, flagged, n / len(candidates))
+    rest = [] if n <= len(candidates) else _select(result, sorted(removed), flagged, (n - len(candidates)) / len(removed))[0]
+    return sorted(candidates[:n] + rest), f"all {min(n, len(candidates))} records no check removes, then the best of the rest"
 
 
 def _original_rows(loaded: LoadResult) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from tuneproof.config import RunConfig, load_config
 from tuneproof.data import Record, load_records
 
 __all__ = [
-    "AB_FILE", "RAW_TRAIN", "ab_budget", "ab_decision", "arm_val_losses", "curation_ab", "paired_ab",
+    "AB_FILE", "RAW_TRAIN", "ab_budget", "ab_decision", "arm_scores", "arm_val_losses", "curation_ab", "paired_ab",
     "raw_training_rows", "replicated", "reverted_train_path", "train_arm", "write_val_losses",
 ]  # fmt: skip
 
@@ -117,6 +117,13 @@ def arm_val_losses(cfg: RunConfig, model_dir: Path, records: list[Record], sourc
     SFT: the mean NLL of the completion tokens (teacher forcing), as evaluation scores it.
     Classification: the cross-entropy of the true label, -log p(label).
     """
+    return arm_scores(cfg, model_dir, records, source)["loss"]
+
+
+def arm_scores(cfg: RunConfig, model_dir: Path | str, records: list[Record], source: str) -> dict[str, np.ndarray]:
+    """Per-record scores of a trained model: ``loss`` (as :func:`arm_val_losses`), and for
+    classification ``correct`` (1.0 where the most probable label is the true one), which the
+    same forward pass gives for free."""
     from tuneproof.evaluate._loading import load_tuned, read_labels
     from tuneproof.models import inference_device
     from tuneproof.train import resolve_bf16
@@ -131,13 +138,14 @@ def arm_val_losses(cfg: RunConfig, model_dir: Path, records: list[Record], sourc
         model.eval().to(inference_device())
         y = label_ids(records, list(labels or []), source)
         proba = predict_proba(model, tok, [str(r.text) for r in records], max_length=cfg.model.max_length, batch_size=batch)
-        return -np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0))
+        loss = -np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0))
+        return {"loss": loss, "correct": (proba.argmax(axis=1) == y).astype(float)}
     from tuneproof.evaluate._sft import score_nll, sft_examples
 
     model, tok = load_tuned(model_dir, cfg.model.name, "sft", seed=cfg.train.seed)
     model.eval().to(inference_device())
     nll, _, _ = score_nll(model, tok, sft_examples(records, source), max_length=cfg.model.max_length, batch_size=batch, bf16=bf16)
-    return np.asarray(nll, dtype=float)
+    return {"loss": np.asarray(nll, dtype=float)}
 
 
 def train_arm(

@@ -428,6 +428,15 @@ def run_evaluate(ctx: Ctx) -> list[Path]:
     return [out / "eval.json", out / "records.jsonl"]
 
 
+def run_data_value(ctx: Ctx) -> list[Path]:
+    """The learning curve over data size (pipeline/_data_value.py), with the final training's settings."""
+    from tuneproof.pipeline._data_value import DATA_VALUE_FILE, PLOT_FILE, data_value
+
+    data_value(ctx.cfg, parent_run_id=ctx.parent_run_id, console=ctx.console)
+    out = ctx.dir("data_value")
+    return [p for p in (out / DATA_VALUE_FILE, out / PLOT_FILE, out / "val_losses.jsonl") if p.exists()]
+
+
 def run_decision(ctx: Ctx) -> list[Path]:
     d = decide(ctx.cfg)
     return [ctx.run_dir / "decision.json"] + ([ctx.run_dir / "model"] if d["ship"] else [])
@@ -503,6 +512,12 @@ STAGES: list[Stage] = [
     Stage("evaluate", lambda c: [*_split_files(c, "train", "test"), c.dir("train") / "model", c.dir("baseline") / "records.jsonl"],
           lambda cfg: {"task": cfg.task, "model": cfg.model.name, "eval": cfg.eval.model_dump(mode="json"),
                        "min_effect": min_effect(cfg), "max_length": cfg.model.max_length}, run_evaluate),  # fmt: skip
+    Stage("data_value", lambda c: [*_split_files(c, "train", "val"), _manifest(c), c.dir("train") / "train.json",
+                                   c.dir("tune") / "best.yaml", c.dir("curation_ab") / "ab.json",
+                                   *([Path(c.cfg.data.domain)] if c.cfg.data.domain else [])],
+          lambda cfg: {**_training_slice(cfg), "data": _data_slice(cfg), "value": cfg.pipeline.data_value.model_dump(mode="json"),
+                       "stages": {k: cfg.pipeline.stages[k] for k in ("tune", "curate", "curation_ab", "lr_sweep")},
+                       "confidence": cfg.eval.confidence, "bootstrap": cfg.eval.bootstrap}, run_data_value),  # fmt: skip
 ]
 ALWAYS = [Stage("decision", lambda c: [], lambda cfg: {}, run_decision), Stage("report", lambda c: [], lambda cfg: {}, run_report)]
 _PACKAGES = ("tuneproof", "torch", "transformers", "peft", "trl", "optuna", "mlflow", "scikit-learn", "datasketch")

@@ -21,6 +21,7 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "search": ("Hyperparameter search", ("tune",)),
     "training": ("Training curves", ("train",)),
     "evaluation": ("Evaluation", ("evaluate",)),
+    "data-value": ("Data value (learning curve)", ("data_value",)),
     "forgetting": ("Forgetting", ("evaluate",)),
     "reproducibility": ("Reproducibility", ()),
 }
@@ -229,6 +230,15 @@ def _augment(r: _Reader, pipeline: Any) -> dict[str, Any]:
     return {"status": "ok", **{k: data.get(k) for k in keys}}
 
 
+def _data_value(r: _Reader, pipeline: Any) -> dict[str, Any]:
+    data, _ = r.json("data_value/data_value.json")
+    if not isinstance(data, dict):
+        return _not_run(_stage_reason(pipeline, ("data_value",), "data_value/data_value.json is missing"))
+    keys = ("plan", "lr", "lr_source", "n_train", "n_val", "ranking", "base", "rows", "fit", "headline", "recommendation",
+            "confidence", "seconds")  # fmt: skip
+    return {"status": "ok", **{k: data.get(k) for k in keys}}
+
+
 def _search(r: _Reader, pipeline: Any) -> dict[str, Any]:
     data, _ = r.json("tune/trials.json")
     skipped, _ = r.json("tune/skipped.json")
@@ -358,6 +368,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "training": _training(r, pipeline),
         "forgetting": _forgetting(evaluation, pipeline),
         "evaluation": evaluation,
+        "data-value": _data_value(r, pipeline),
         "reproducibility": _reproducibility(r, pipeline),
     }
     return {

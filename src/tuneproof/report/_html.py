@@ -267,6 +267,63 @@ def _evaluation(s: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _data_value(s: dict[str, Any]) -> str:
+    plan, base, fit, rec = s.get("plan") or {}, s.get("base") or {}, s.get("fit") or {}, s.get("recommendation") or {}
+    conf = s.get("confidence", 0.95)
+    level = f"{round(100 * conf)}%" if isinstance(conf, (int, float)) else str(conf)
+    out = [image(_plots.data_value_plot(s), "learning curve"),
+           f"<p>{num(len(plan.get('points') or []) * (plan.get('seeds') or 0))} short trainings over {num(s.get('n_train'))} "
+           f"training records at lr {num(s.get('lr'))} ({e(s.get('lr_source'))}), {num(plan.get('seeds'))} seeds each, "
+           f"{num(plan.get('total_steps'))} steps in all, {_times(plan)} the final training's {num(plan.get('final_steps'))} steps "
+           f"(budget {num(plan.get('budget'))}x); scored on {num(s.get('n_val'))} validation records. Reference loss "
+           f"{num(base.get('val_loss'))} ({e(base.get('source'))}). Ranked subsets: {e((s.get('ranking') or {}).get('rule'))}.</p>"]  # fmt: skip
+    if plan.get("over_budget"):
+        out.append(f"<p>⚠ {e(plan['over_budget'])}</p>")
+    rows = []
+    for r in s.get("rows") or []:
+        if "full" in r:
+            rows.append([num(r.get("fraction")), num(r.get("records")), _loss_cell(r["full"]), "(full data)", "–", "–", "–"])
+            continue
+        d = r.get("ranked_minus_random") or {}
+        share = lambda a: num(((r.get(a) or {}).get("share_of_gain") or {}).get("value"), 3)  # noqa: E731
+        ci = d.get("ci") or [None, None]
+        rows.append([num(r.get("fraction")), num(r.get("records")), _loss_cell(r.get("ranked")), _loss_cell(r.get("random")),
+                     f"{signed(d.get('value'))} [{signed(ci[0])}, {signed(ci[1])}]",
+                     e(d.get("verdict")), f"{share('ranked')} / {share('random')}"])  # fmt: skip
+    out.append(table(["fraction", "records", "ranked loss", "random loss", f"ranked − random ({level} CI)", "verdict",
+                      "share of the full-data gain (ranked / random)"], rows))  # fmt: skip
+    if fit.get("status") == "ok":
+        sl, g, h = fit.get("slope_at_full") or {}, fit.get("gain_at_2x") or {}, fit.get("data_to_halve_gap") or {}
+        out.append(f"<p>Fit on the random subsets: L(n) = {num(fit.get('a'))} + {num(fit.get('b'))} (n/N)^-{num(fit.get('c'))} "
+                   f"(rmse {num(fit.get('rmse'), 3)}). Slope at 100%, dL/d ln n: <strong>{signed(sl.get('value'))}</strong> "
+                   f"{_ci_text(sl)}; twice the data is predicted to lower the validation loss by <strong>{num(g.get('value'), 3)}"
+                   f"</strong> {_ci_text(g)}; closing half the remaining gap to the asymptote takes {num(h.get('value'), 3)}x the "
+                   f"data {_ci_text(h)}.</p>")  # fmt: skip
+    else:
+        out.append(f"<p>Curve: {e(fit.get('status'))}.</p>")
+    advice = f" Advice: <code>{e(rec['advice'])}</code>." if rec.get("advice") else ""
+    frac = f" {num(rec['fraction'])}" if rec.get("fraction") is not None else ""
+    out.append(f"<p>Recommendation: <strong>{e(rec.get('selection'))}{frac}</strong>: {e(rec.get('why'))}.{advice}</p>")
+    return "".join(out)
+
+
+def _times(plan: dict[str, Any]) -> str:
+    total, final = plan.get("total_steps"), plan.get("final_steps")
+    return e(f"{total / final:.2g}x") if isinstance(total, (int, float)) and isinstance(final, (int, float)) and final else "?x"
+
+
+def _loss_cell(arm: dict[str, Any] | None) -> str:
+    """The arm's validation loss, and its accuracy where it was measured (classification)."""
+    arm = arm or {}
+    acc = f" (accuracy {num(arm['accuracy'], 3)})" if isinstance(arm.get("accuracy"), (int, float)) else ""
+    return num(arm.get("val_loss")) + acc
+
+
+def _ci_text(x: dict[str, Any]) -> str:
+    ci = x.get("ci")
+    return f"(CI [{num(ci[0], 3)}, {num(ci[1], 3)}])" if ci else "(no interval)"
+
+
 def _forgetting(s: dict[str, Any]) -> str:
     items = {k: v for k, v in s.items() if k not in ("status", "title")}
     flagged = s.get("flagged")
@@ -299,6 +356,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "search": _search,
     "training": _training,
     "evaluation": _evaluation,
+    "data-value": _data_value,
     "forgetting": _forgetting,
     "reproducibility": _reproducibility,
 }

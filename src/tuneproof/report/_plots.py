@@ -118,3 +118,34 @@ def training_plot(sec: dict[str, Any]) -> str | None:
         handles, labels = handles + more_h, labels + more_l
     ax.legend(handles, labels, fontsize=8)
     return _png(fig)
+
+
+def data_value_plot(sec: dict[str, Any]) -> str | None:
+    """The learning curve: validation loss over training records, ranked and random subsets
+    (means over seeds, bootstrap intervals), the fitted power law and the base model's loss."""
+    rows = [r for r in sec.get("rows") or [] if _finite(r.get("records"))]
+    full = next((r for r in rows if isinstance(r.get("full"), dict)), None)
+    if not rows or full is None:
+        return None
+    fig, ax = _figure()
+    for arm, style, label in (("random", "o-", "random subsets"), ("ranked", "s-", "ranked (curate --select)")):
+        pts = [(r["records"], r[arm]) for r in rows if isinstance(r.get(arm), dict)] + [(full["records"], full["full"])]
+        pts = [(n, a) for n, a in pts if _finite(a.get("val_loss"))]
+        ys = [a["val_loss"] for _, a in pts]
+        cis = [a.get("ci") or [y, y] for (_, a), y in zip(pts, ys)]
+        err = [[max(0.0, y - lo) for (lo, _), y in zip(cis, ys)], [max(0.0, hi - y) for (_, hi), y in zip(cis, ys)]]
+        ax.errorbar([n for n, _ in pts], ys, yerr=err, fmt=style, capsize=3, label=label, alpha=0.85)
+    fit = sec.get("fit") or {}
+    if fit.get("status") == "ok" and all(_finite(fit.get(k)) for k in ("a", "b", "c", "records_full")):
+        n_full = fit["records_full"]
+        xs = [min(r["records"] for r in rows) * (2 * n_full / min(r["records"] for r in rows)) ** (i / 60) for i in range(61)]
+        ax.plot(xs, [fit["a"] + fit["b"] * (x / n_full) ** -fit["c"] for x in xs], "k--", lw=1,
+                label=f"fit a + b (n/N)^-c, c = {fit['c']:.2g} (to 2x the data)")
+    base = sec.get("base") or {}
+    if _finite(base.get("val_loss")):
+        ax.axhline(base["val_loss"], color="gray", ls=":", label=f"reference: {base.get('source', 'base')}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training records")
+    ax.set_ylabel("validation loss")
+    ax.legend(fontsize=8)
+    return _png(fig)

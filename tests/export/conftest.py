@@ -1,0 +1,67 @@
+"""Run folders as `tuneproof run` leaves them, built in seconds from the tiny models.
+
+The pipeline's own stages write each file (config.yaml, split/, train/model, evaluate/,
+decision.json, report.json); only the training loop is the evaluation tests' short one,
+because the pipeline's Trainer-based stage costs ~15 s even for a few steps.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluate"))
+from eval_helpers import WORDS, pattern_rows, sentiment_rows, train_classifier, train_sft, write_jsonl  # noqa: E402
+
+
+def _finish(cfg, run_dir: Path, tuned: Path, test: Path, train: Path | None) -> Path:
+    """Evaluate, decide and report as the pipeline's last stages do."""
+    from tuneproof.evaluate import evaluate
+    from tuneproof.pipeline._decision import decide
+    from tuneproof.report import build_report
+
+    evaluate(cfg.model.name, tuned, test, run_dir / "evaluate", task=cfg.task, config=cfg.eval, train=train,
+             labels=cfg.model.labels, max_length=cfg.model.max_length)  # fmt: skip
+    decide(cfg)
+    build_report(run_dir)
+    return run_dir
+
+
+def _start(root: Path, raw: dict):
+    from tuneproof.config import load_config
+
+    cfg = load_config({**raw, "tracking": {"runs_dir": str(root)}})
+    cfg.run_dir.mkdir(parents=True)
+    (cfg.run_dir / "config.yaml").write_text(cfg.to_yaml())
+    (cfg.run_dir / "split").mkdir()
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def sft_run(tiny_llama_dir, tmp_path_factory) -> Path:
+    """A LoRA run on the tiny Llama that learned "in Paris" and shipped (the base never says it)."""
+    root = tmp_path_factory.mktemp("runs")
+    train = write_jsonl(root / "train.jsonl", pattern_rows(WORDS[:24]))
+    cfg = _start(root, {"name": "qa", "task": "sft", "data": {"path": str(train)},
+                        "model": {"name": str(tiny_llama_dir), "max_length": 64, "method": "lora"},
+                        "eval": {"metric": "token_f1", "max_new_tokens": 4}})  # fmt: skip
+    test = write_jsonl(cfg.run_dir / "split" / "test.jsonl", pattern_rows(WORDS[24:34]))
+    rows = [json.loads(line) for line in train.read_text().splitlines()]
+    tuned = train_sft(tiny_llama_dir, rows, cfg.run_dir / "train" / "model", steps=30, lora=True)
+    return _finish(cfg, cfg.run_dir, tuned, test, None)
+
+
+@pytest.fixture(scope="session")
+def classify_run(tiny_bert_dir, tmp_path_factory) -> Path:
+    """A full fine-tune of the tiny BERT on pos/neg sentences."""
+    root = tmp_path_factory.mktemp("runs")
+    rows = sentiment_rows(48)
+    train = write_jsonl(root / "train.jsonl", rows[:36])
+    cfg = _start(root, {"name": "sent", "task": "classification", "data": {"path": str(train)},
+                        "model": {"name": str(tiny_bert_dir), "max_length": 32, "method": "full", "labels": ["neg", "pos"]}})  # fmt: skip
+    test = write_jsonl(cfg.run_dir / "split" / "test.jsonl", rows[36:])
+    tuned = train_classifier(tiny_bert_dir, rows[:36], ["neg", "pos"], cfg.run_dir / "train" / "model")
+    return _finish(cfg, cfg.run_dir, tuned, test, train)

@@ -443,6 +443,27 @@ def predict(
 
 @app.command()
 @_friendly
+def export(
+    run_dir: RunDirArg,
+    format_: Annotated[str, typer.Option("--format", "-f", help="merged (Hugging Face folder), gguf (f16 + q8_0, "
+                                         "Llama-family) or ollama (GGUF + Modelfile).")] = "merged",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder to write (default <run_dir>/export/<format>).")] = None,
+) -> None:
+    """Export the run's model with its model card (README.md); GGUF files are checked by loading them back."""
+    from tuneproof.export import export as run_export
+
+    result = run_export(run_dir, format_, out)
+    if not result.proven:
+        err_console.print(f"[yellow]{run_dir} did not ship its model: its gain is not proven, and the model card "
+                          "says so[/yellow]", highlight=False)  # fmt: skip
+    console.print(result.summary(), highlight=False, soft_wrap=True)
+    if any(not c["passed"] for c in result.checks):
+        raise TuneproofError(f"a GGUF file does not reproduce the merged model within tolerance (see {result.out / 'export.json'}); "
+                             "do not use it. Report this with export.json attached.")  # fmt: skip
+
+
+@app.command()
+@_friendly
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its data and runs.")] = Path("runs/demo"),
 ) -> None:

@@ -7,6 +7,8 @@ Example:
 
 from __future__ import annotations
 
+from tuneproof.export._api import FORMATS, ExportResult, export
+from tuneproof.export._card import model_card, write_card
 from tuneproof.export._run import RunModel, open_run
 
-__all__ = ["RunModel", "open_run"]
+__all__ = ["FORMATS", "ExportResult", "RunModel", "export", "model_card", "open_run", "write_card"]

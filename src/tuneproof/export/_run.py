@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tuneproof.data import Record, Schema
 from tuneproof.errors import ModelLoadError, TuneproofError
 
-__all__ = ["RunModel", "open_run"]
+__all__ = ["RunModel", "open_run", "sft_inputs"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,22 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise TuneproofError(f"{path}: not readable JSON ({exc}). Fix: rerun `tuneproof run` to rewrite it.") from exc
     return value if isinstance(value, dict) else {}
+
+
+def sft_inputs(records: list[Record], source: str) -> list[Any]:
+    """Each record as an SFT example whose prompt is formatted as training formatted it.
+
+    Prompt/completion and Alpaca records keep their prompt (the completion is not used);
+    ``text`` becomes the user turn; a chat that ends with a user turn gets the next assistant
+    turn, one that ends with an assistant turn gets that turn again.
+    """
+    from tuneproof.evaluate._sft import sft_examples
+
+    shaped = []
+    for r in records:
+        if r.schema in (Schema.TEXT, Schema.TEXT_LABEL):
+            r = Record(r.id, Schema.PROMPT_COMPLETION, {"prompt": str(r.text), "completion": ""}, r.extra)
+        elif r.schema == Schema.CHAT and (not r.fields["messages"] or r.fields["messages"][-1]["role"] != "assistant"):
+            r = Record(r.id, r.schema, {"messages": [*r.fields["messages"], {"role": "assistant", "content": ""}]}, r.extra)
+        shaped.append(r)
+    return sft_examples(shaped, source)

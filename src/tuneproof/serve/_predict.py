@@ -17,9 +17,9 @@ from typing import Any
 
 from tuneproof.data import Record, Schema, load_records
 from tuneproof.errors import DataError, TuneproofError
-from tuneproof.export._run import RunModel, open_run
+from tuneproof.export._run import RunModel, open_run, sft_inputs
 
-__all__ = ["PredictResult", "predict", "sft_inputs"]
+__all__ = ["PredictResult", "predict"]
 
 
 
@@ -106,25 +106,6 @@ def _load(path: Path, fields: dict[str, str] | None, rejects: Path) -> Any:
 def _as_given(record: Record, field_map: dict[str, str]) -> dict[str, Any]:
     """The record's columns under the names the input file gave them."""
     return {field_map.get(k, k): v for k, v in record.fields.items()} | record.extra
-
-
-def sft_inputs(records: list[Record], source: str) -> list[Any]:
-    """Each record as an SFT example whose prompt is formatted as training formatted it.
-
-    Prompt/completion and Alpaca records keep their prompt (the completion is not used);
-    ``text`` becomes the user turn; a chat that ends with a user turn gets the next assistant
-    turn, one that ends with an assistant turn gets that turn again.
-    """
-    from tuneproof.evaluate._sft import sft_examples
-
-    shaped = []
-    for r in records:
-        if r.schema in (Schema.TEXT, Schema.TEXT_LABEL):
-            r = Record(r.id, Schema.PROMPT_COMPLETION, {"prompt": str(r.text), "completion": ""}, r.extra)
-        elif r.schema == Schema.CHAT and (not r.fields["messages"] or r.fields["messages"][-1]["role"] != "assistant"):
-            r = Record(r.id, r.schema, {"messages": [*r.fields["messages"], {"role": "assistant", "content": ""}]}, r.extra)
-        shaped.append(r)
-    return sft_examples(shaped, source)
 
 
 def _generate(run: RunModel, model: Any, tok: Any, records: list[Record], source: str, batch_size: int,

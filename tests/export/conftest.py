@@ -19,14 +19,16 @@ from eval_helpers import WORDS, pattern_rows, sentiment_rows, train_classifier, 
 
 def _finish(cfg, run_dir: Path, tuned: Path, test: Path, train: Path | None) -> Path:
     """Evaluate, decide and report as the pipeline's last stages do."""
+    from rich.console import Console
+
     from tuneproof.evaluate import evaluate
-    from tuneproof.pipeline._decision import decide
-    from tuneproof.report import build_report
+    from tuneproof.pipeline._run import Ctx, run_decision, run_report
 
     evaluate(cfg.model.name, tuned, test, run_dir / "evaluate", task=cfg.task, config=cfg.eval, train=train,
              labels=cfg.model.labels, max_length=cfg.model.max_length)  # fmt: skip
-    decide(cfg)
-    build_report(run_dir)
+    ctx = Ctx(cfg, Console(quiet=True))
+    run_decision(ctx)
+    run_report(ctx)
     return run_dir
 
 

@@ -443,6 +443,22 @@ def predict(
 
 @app.command()
 @_friendly
+def chat(
+    run_dir: RunDirArg,
+    tuned_only: Annotated[bool, typer.Option("--tuned-only", help="Answer with the tuned model alone.")] = False,
+    max_new_tokens: Annotated[Optional[int], typer.Option(help="Tokens per answer (default: the run's eval.max_new_tokens).")] = None,
+) -> None:
+    """Each prompt (a line of input) answered by the base and then the tuned model, streamed, in the trained format.
+
+    Works in a terminal and in a pipe: `echo "a question" | tuneproof chat runs/qa` answers each line once.
+    """
+    from tuneproof.serve import chat as run_chat
+
+    run_chat(run_dir, tuned_only=tuned_only, max_new_tokens=max_new_tokens)
+
+
+@app.command()
+@_friendly
 def export(
     run_dir: RunDirArg,
     format_: Annotated[str, typer.Option("--format", "-f", help="merged (Hugging Face folder), gguf (f16 + q8_0, "

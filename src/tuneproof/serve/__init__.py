@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from tuneproof.serve._chat import chat
 from tuneproof.serve._predict import PredictResult, predict
 
-__all__ = ["PredictResult", "predict"]
+__all__ = ["PredictResult", "chat", "predict"]

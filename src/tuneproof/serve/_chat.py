@@ -83,13 +83,18 @@ def chat(
     interactive = sys.stdin.isatty() if interactive is None else interactive
     models = {"tuned": run.load()} if tuned_only else {"base": run.load(which="base"), "tuned": run.load()}
     if not run.shipped:
-        out.write(f"note: {run_dir} did not ship its model (its gain is not proven)\n")
+        # On stderr: a program reading the answers from stdout gets answers only.
+        sys.stderr.write(f"note: {run_dir} did not ship its model (its gain is not proven)\n")
     budget = max_new_tokens or run.cfg.eval.max_new_tokens
-    answers = []
-    for prompt in _prompts(lines, out, interactive):
-        answers.append({"prompt": prompt, **{who: _answer(m, t, prompt, who, out, budget, run.cfg.model.max_length,
-                                                     interactive)
-                                             for who, (m, t) in models.items()}})  # fmt: skip
+    answers: list[dict[str, str]] = []
+    try:
+        for prompt in _prompts(lines, out, interactive):
+            answer = {"prompt": prompt}
+            for who, (model, tok) in models.items():
+                answer[who] = _answer(model, tok, prompt, who, out, budget, run.cfg.model.max_length, interactive)
+            answers.append(answer)
+    except KeyboardInterrupt:  # Ctrl-C ends the session, like an empty line
+        out.write("\n")
     return answers
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluate"))
-from eval_helpers import WORDS, pattern_rows, sentiment_rows, train_classifier, train_sft, write_jsonl  # noqa: E402
+from eval_helpers import WORDS, pattern_rows, sentiment_rows, train_sft, write_jsonl  # noqa: E402
 
 
 def _finish(cfg, run_dir: Path, tuned: Path, test: Path, train: Path | None) -> Path:
@@ -58,12 +58,37 @@ def sft_run(tiny_llama_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def classify_run(tiny_bert_dir, tmp_path_factory) -> Path:
-    """A full fine-tune of the tiny BERT on pos/neg sentences."""
+    """A LoRA fine-tune (the default method) of the tiny BERT on pos/neg sentences."""
     root = tmp_path_factory.mktemp("runs")
     rows = sentiment_rows(48)
     train = write_jsonl(root / "train.jsonl", rows[:36])
     cfg = _start(root, {"name": "sent", "task": "classification", "data": {"path": str(train)},
-                        "model": {"name": str(tiny_bert_dir), "max_length": 32, "method": "full", "labels": ["neg", "pos"]}})  # fmt: skip
+                        "model": {"name": str(tiny_bert_dir), "max_length": 32, "method": "lora", "labels": ["neg", "pos"]}})  # fmt: skip
     test = write_jsonl(cfg.run_dir / "split" / "test.jsonl", rows[36:])
-    tuned = train_classifier(tiny_bert_dir, rows[:36], ["neg", "pos"], cfg.run_dir / "train" / "model")
+    tuned = _train_lora_classifier(cfg, rows[:36], cfg.run_dir / "train" / "model")
     return _finish(cfg, cfg.run_dir, tuned, test, train)
+
+
+def _train_lora_classifier(cfg, rows: list[dict], out: Path, steps: int = 30) -> Path:
+    """A LoRA classifier as the training engine builds it (adapters plus the new head), fit by a short AdamW loop."""
+    import torch
+
+    from tuneproof.models import load_model
+    from tuneproof.train._model import prepare_model
+
+    labels = cfg.model.labels
+    model, tok = load_model(cfg.model.name, "classification", labels=labels, seed=0)
+    model = prepare_model(model, cfg.model, "classification")
+    enc = tok([r["text"] for r in rows], padding=True, return_tensors="pt")
+    enc.pop("token_type_ids", None)
+    y = torch.tensor([labels.index(r["label"]) for r in rows])
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(steps):
+        model(**enc, labels=y).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "labels.json").write_text(json.dumps(labels))
+    return out

@@ -40,9 +40,18 @@ def test_merged_sft_is_a_standalone_safetensors_folder_equal_to_base_plus_adapte
 def test_merged_classifier_carries_its_label_map(classify_run, tmp_path):
     from tuneproof.evaluate._loading import read_labels
 
+    from tuneproof.evaluate._classify import predict_proba
+
+    assert (classify_run / "train" / "model" / "adapter_config.json").is_file()  # LoRA adapters plus the new head
     res = export(classify_run, "merged", tmp_path / "c")
     assert read_labels(res.out) == ["neg", "pos"] and json.loads((res.out / "labels.json").read_text()) == ["neg", "pos"]
-    assert res.proven is False  # the run did not ship; the export says so rather than hiding it
+    assert not (res.out / "adapter_config.json").exists()
+    merged, tok = load_model(res.out, "classification", labels=["neg", "pos"])
+    adapter, _ = open_run(classify_run).load()
+    texts = ["this film was wonderful and funny", "this film was dull and slow"]
+    same = predict_proba(merged, tok, texts, max_length=32, batch_size=2), predict_proba(adapter, tok, texts, max_length=32, batch_size=2)
+    assert abs(same[0] - same[1]).max() < 1e-5  # the trained head and the merged adapters, not a fresh head
+    assert res.proven == json.loads((classify_run / "decision.json").read_text())["ship"]
 
 
 @pytest.mark.parametrize("fmt", ["gguf", "ollama"])

@@ -17,7 +17,8 @@ def test_card_of_a_shipped_model_states_the_proof_from_report_json(sft_run):
     report = _report(sft_run)
     s = report["sections"]
     card = (sft_run / "model" / "README.md").read_text()  # written by the report stage into the shipped model
-    assert card == model_card(report)
+    adapter = json.loads((sft_run / "train" / "model" / "adapter_config.json").read_text())
+    assert card == model_card(report, adapter=adapter)
     head = card.splitlines()[0]
     base = yaml.safe_load(s["reproducibility"]["config"])["model"]["name"]
     assert head == f"# qa: sft fine-tune of {base} (proven improvement)"
@@ -27,13 +28,15 @@ def test_card_of_a_shipped_model_states_the_proof_from_report_json(sft_run):
     assert (f"- Tuned {d['tuned']:.4g} vs reference ({ev['reference']}) {d['reference']:.4g}: delta {d['value']:+.4g}, "
             f"{d['confidence']:.0%} CI [{d['ci_low']:+.4g}, {d['ci_high']:+.4g}]") in card  # fmt: skip
     assert f"- Verdict: {ev['verdict']}: {ev['verdict_reason']}" in card
-    assert "- Method: lora (rank 16, alpha 32, modules all-linear)" in card
+    # the adapter's own rank and alpha (4, 8), not the config's defaults (16, 32): the card states what was trained
+    assert "- Method: lora (rank 4, alpha 8, modules down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj)" in card
+    assert "rank 16" in model_card(report) and "as configured" in model_card(report)
     assert f"## Hyperparameters\n\nNot run: {s['training']['reason']}." in card  # no train.json in this run
 
 
 def test_stages_that_did_not_run_are_named_not_claimed(sft_run):
     s = _report(sft_run)["sections"]
-    card = model_card(_report(sft_run))
+    card = (sft_run / "model" / "README.md").read_text()
     # this run had no audit, sweep, search or forgetting text: the card says so, with the report's reason
     assert f"- Curation: Not run: {s['audit']['reason']}." in card
     assert f"## Forgetting check\n\nNot run: {s['forgetting']['reason']}." in card
@@ -62,5 +65,5 @@ def test_exported_card_adds_the_round_trip_facts(sft_run, tmp_path):
 
     res = export(sft_run, "merged", tmp_path / "m")
     card = (res.out / "README.md").read_text()
-    assert card.startswith(model_card(_report(sft_run)).rstrip("\n"))
+    assert card.startswith((sft_run / "model" / "README.md").read_text().rstrip("\n"))
     assert "## This export" in card and "- Format: merged" in card and "from_pretrained(folder)" in card

@@ -23,6 +23,8 @@ def test_a_pipeline_run_exports_predicts_and_chats(pipeline_config, tmp_path):
     card = (tmp_path / "g" / "README.md").read_text()
     cur = report["sections"]["audit"]["curation"]
     assert f"- Curation: {cur['input_rows']} input rows = {cur['kept']} kept + {cur['removed']} removed" in card
+    adapter = json.loads((rd / "train" / "model" / "adapter_config.json").read_text())
+    assert f"rank {adapter['r']}, alpha {adapter['lora_alpha']}," in card  # as trained, after the search's choice
     tr = report["sections"]["training"]
     assert f"- Learning rate {tr['data']['lr']:.4g}, chosen by: {tr['data']['lr_source']}" in card
     assert f"- Search: {report['sections']['search']['n_trials']} trials" in card

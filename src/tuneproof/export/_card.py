@@ -33,15 +33,28 @@ def read_report(run_dir: str | os.PathLike) -> dict[str, Any]:
 def write_card(run_dir: str | os.PathLike, folder: str | os.PathLike, *, export: dict[str, Any] | None = None) -> Path:
     """Write ``folder/README.md``, the card of the run's model; return its path."""
     path = Path(folder) / "README.md"
-    path.write_text(model_card(read_report(run_dir), export=export), encoding="utf-8")
+    adapter = Path(run_dir) / "train" / "model" / "adapter_config.json"
+    try:
+        settings = json.loads(adapter.read_text(encoding="utf-8")) if adapter.is_file() else None
+    except (OSError, ValueError):
+        settings = None
+    path.write_text(model_card(read_report(run_dir), export=export, adapter=settings), encoding="utf-8")
     return path
 
 
-def model_card(report: dict[str, Any], *, export: dict[str, Any] | None = None) -> str:
-    """The card's Markdown from ``report.json``'s content (and the export's facts, when exported)."""
+def model_card(report: dict[str, Any], *, export: dict[str, Any] | None = None,
+               adapter: dict[str, Any] | None = None) -> str:  # fmt: skip
+    """The card's Markdown from ``report.json``'s content.
+
+    Args:
+        report: the content of ``report.json``.
+        export: the export's facts (``export.json``), when the card goes into an export.
+        adapter: the trained adapter's ``adapter_config.json``: its rank and alpha are the ones
+            used, which the search may have changed from the config's.
+    """
     s = report.get("sections", {})
     cfg = _config(s)
-    parts = [_head(report, s, cfg), _model(cfg, s), _data(s), _hyperparameters(s), _proof(s), _forgetting(s),
+    parts = [_head(report, s, cfg), _model(cfg, s, adapter), _data(s), _hyperparameters(s), _proof(s), _forgetting(s),
              _limits(s), _use(cfg, export)]  # fmt: skip
     return "\n\n".join(p for p in parts if p).rstrip() + "\n"
 
@@ -78,14 +91,18 @@ def _head(report: dict[str, Any], s: dict[str, Any], cfg: dict[str, Any]) -> str
     return "\n".join(lines)
 
 
-def _model(cfg: dict[str, Any], s: dict[str, Any]) -> str:
+def _model(cfg: dict[str, Any], s: dict[str, Any], adapter: dict[str, Any] | None) -> str:
     m = cfg.get("model") or {}
     method = m.get("method", "?")
     detail = ""
-    if method == "lora":
+    if method == "lora" and adapter:
+        targets = adapter.get("target_modules")
+        names = targets if isinstance(targets, str) else ", ".join(sorted({str(t).rsplit(".", 1)[-1] for t in targets or []}))
+        detail = f" (rank {adapter.get('r')}, alpha {adapter.get('lora_alpha')}, modules {names})"
+    elif method == "lora":
         lora = m.get("lora") or {}
         alpha = lora.get("alpha") or 2 * int(lora.get("r") or 0)
-        detail = f" (rank {lora.get('r')}, alpha {alpha}, modules {lora.get('target_modules')})"
+        detail = f" (as configured: rank {lora.get('r')}, alpha {alpha}, modules {lora.get('target_modules')})"
     elif method == "freeze":
         detail = f" (top {m.get('trainable_blocks')} blocks trained)"
     rows = [f"- Base model: `{m.get('name', '?')}`", f"- Task: {cfg.get('task', '?')}",

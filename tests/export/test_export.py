@@ -128,3 +128,23 @@ def test_cli_export_replaces_an_earlier_export(sft_run, tmp_path):
         res = runner.invoke(app, ["export", str(sft_run), "--format", "merged", "--out", str(tmp_path / "m")])
         assert res.exit_code == 0, res.output
     assert "merged export in" in res.output and (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_gguf_layout_of_an_untied_model_with_as_many_kv_heads_as_heads(tmp_path):
+    # The other layout branches: a separate output layer (output.weight) and plain multi-head attention.
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tuneproof.export._gguf import write_gguf
+    from tuneproof.testing import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=4, tie_word_embeddings=False, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    for qtype in ("f16", "q8_0"):
+        path = tmp_path / f"m-{qtype}.gguf"
+        write_gguf(model, tok, path, qtype, name="untied")
+        check = check_round_trip(model, tok, path, qtype, [prompt_text(tok, PROMPT), "One two three four"])
+        assert check["passed"] and check["tokenizer_matches"], check

@@ -147,8 +147,8 @@ def _hyperparameters(s: dict[str, Any]) -> str:
             f"- Steps: {tr.get('global_step')} (best checkpoint at step {tr.get('best_step')}, monitored by "
             f"{tr.get('monitor')}{'; stopped early' if tr.get('stopped_early') else ''})"]  # fmt: skip
     if sweep.get("status") == "ok":
-        rows.append(f"- Learning-rate sweep: best {_n(sweep.get('best_lr'))}, used {_n(sweep.get('train_lr'))} for the "
-                    f"final training's length")  # fmt: skip
+        rows.append(f"- Learning-rate sweep: best {_n(sweep.get('best_lr'))} in its short runs; it suggested "
+                    f"{_n(sweep.get('train_lr'))} for the final training's length")  # fmt: skip
     else:
         rows.append(f"- Learning-rate sweep: {_not_run(sweep)}")
     if search.get("status") == "ok" and search.get("best"):

@@ -74,3 +74,12 @@ def test_cli_predict_and_its_errors(sft_run, tmp_path):
     assert bad.exit_code == 1 and "*.jsonl" in bad.output
     nowhere = runner.invoke(app, ["predict", str(tmp_path), "--data", str(data), "--out", str(tmp_path / "p.jsonl")])
     assert nowhere.exit_code == 1 and "not a run folder" in nowhere.output
+    own = tmp_path / "own.jsonl"
+    own.write_text('{"question": "Where is the apple?", "ref": 7}\n')
+    mapped = runner.invoke(app, ["predict", str(sft_run), "--data", str(own), "--out", str(tmp_path / "q.jsonl"),
+                                 "--field", "prompt=question"])  # fmt: skip
+    assert mapped.exit_code == 0, mapped.output
+    row = json.loads((tmp_path / "q.jsonl").read_text())
+    assert row["question"] == "Where is the apple?" and row["ref"] == 7 and "Paris" in row["generation"]
+    wrong = runner.invoke(app, ["predict", str(sft_run), "--data", str(own), "--out", str(tmp_path / "q.jsonl"), "--field", "prompt"])
+    assert wrong.exit_code == 1 and "canonical=column" in wrong.output

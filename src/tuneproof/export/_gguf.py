@@ -24,9 +24,12 @@ __all__ = ["GGUF_TYPES", "check_round_trip", "gguf_tokenizer", "write_gguf"]
 
 # Each format's relative rounding step: f16 keeps 11 significant bits (2^-11); q8_0 stores
 # each block of 32 weights as 8-bit integers times the block's max/127, an error of at most
-# max/254 (~2^-8). The round-trip tolerance is TOLERANCE_STEPS of these steps relative to the
-# largest logit: rounding errors add up over the layers, but a layout error (a tensor in the
-# wrong order, unpermuted rotary projections) moves logits by about their own size.
+# max/254 (~2^-8). The round trip separates two scales. Rounding moves the logits by a few
+# steps relative to the largest logit, growing slowly with depth as independent errors add
+# (about the square root of the ~7 rounded matrices per layer: 4 steps for 2 layers, 15 for
+# 30). A layout error (a tensor in the wrong order, unpermuted rotary projections) moves
+# them by about their own size: 256 steps of q8_0, 2048 of f16. The tolerance, 20 steps,
+# lies between, with room for models deeper than 30 layers.
 GGUF_TYPES = {"f16": 2.0**-11, "q8_0": 2.0**-8}
 TOLERANCE_STEPS = 20
 _PRE = {"ByteLevel": "gpt-2", "Digits+ByteLevel": "smollm"}  # llama.cpp's names for these pre-tokenizers

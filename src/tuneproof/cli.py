@@ -459,6 +459,73 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory, runs/<
     console.print(f"facts for machines: {path.with_name('report.json')}", highlight=False, soft_wrap=True)
 
 
+RunDirArg = Annotated[Path, typer.Argument(help="A run directory, runs/<name>; its shipped model is used, else the trained one.")]
+
+
+@app.command()
+@_friendly
+def predict(
+    run_dir: RunDirArg,
+    data: Annotated[Path, typer.Option(help="New records: .jsonl, .csv, .parquet or a datasets directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Predictions file (.jsonl), one line per readable record.")],
+    rejects: Annotated[Optional[Path], typer.Option(help="Unreadable rows (default: <out>.rejects.jsonl).")] = None,
+    field: FieldsOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 8,
+    max_new_tokens: Annotated[Optional[int], typer.Option(help="SFT generation budget (default: the run's eval.max_new_tokens).")] = None,
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast, as evaluate --bf16.")] = False,
+) -> None:
+    """The tuned model's outputs for new records: SFT generations, or labels with probabilities."""
+    from tuneproof.serve import predict as run_predict
+
+    pairs = [item.partition("=") for item in field or []]
+    if any(not k or not sep or not v for k, sep, v in pairs):
+        raise TuneproofError(f"--field {field}: expected canonical=column, e.g. --field text=review.")
+    fields = {k.strip(): v.strip() for k, _, v in pairs} or None
+    result = run_predict(run_dir, data, out, rejects=rejects, fields=fields, batch_size=batch_size,
+                         max_new_tokens=max_new_tokens, bf16=bf16)  # fmt: skip
+    if not result.stats["proven"]:
+        err_console.print(f"[yellow]{run_dir} did not ship its model (its gain is not proven): these are the "
+                          "outputs of the trained model all the same[/yellow]", highlight=False)  # fmt: skip
+    console.print(result.summary(), highlight=False, soft_wrap=True)
+
+
+@app.command()
+@_friendly
+def chat(
+    run_dir: RunDirArg,
+    tuned_only: Annotated[bool, typer.Option("--tuned-only", help="Answer with the tuned model alone.")] = False,
+    max_new_tokens: Annotated[Optional[int], typer.Option(help="Tokens per answer (default: the run's eval.max_new_tokens).")] = None,
+) -> None:
+    """Each prompt (a line of input) answered by the base and then the tuned model, streamed, in the trained format.
+
+    Works in a terminal and in a pipe: `echo "a question" | tuneproof chat runs/qa` answers each line once.
+    """
+    from tuneproof.serve import chat as run_chat
+
+    run_chat(run_dir, tuned_only=tuned_only, max_new_tokens=max_new_tokens)
+
+
+@app.command()
+@_friendly
+def export(
+    run_dir: RunDirArg,
+    format_: Annotated[str, typer.Option("--format", "-f", help="merged (Hugging Face folder), gguf (f16 + q8_0, "
+                                         "Llama-family) or ollama (GGUF + Modelfile).")] = "merged",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder to write (default <run_dir>/export/<format>).")] = None,
+) -> None:
+    """Export the run's model with its model card (README.md); GGUF files are checked by loading them back."""
+    from tuneproof.export import export as run_export
+
+    result = run_export(run_dir, format_, out)
+    if not result.proven:
+        err_console.print(f"[yellow]{run_dir} did not ship its model: its gain is not proven, and the model card "
+                          "says so[/yellow]", highlight=False)  # fmt: skip
+    console.print(result.summary(), highlight=False, soft_wrap=True)
+    if any(not c["passed"] for c in result.checks):
+        raise TuneproofError(f"a GGUF file does not reproduce the merged model within tolerance (see {result.out / 'export.json'}); "
+                             "do not use it. Report this with export.json attached.")  # fmt: skip
+
+
 @app.command()
 @_friendly
 def demo(

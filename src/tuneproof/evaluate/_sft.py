@@ -199,8 +199,12 @@ def generate(
     bf16: bool = False,
     progress: Any = None,
     label: str = "",
+    streamer: Any = None,
 ) -> tuple[list[str], dict[str, float]]:
     """Greedy generations for each example's prompt, batched with left padding.
+
+    ``streamer``: a transformers streamer that receives the tokens as they come (one example
+    per batch then, as streamers take a single sequence).
 
     Returns:
         ``(generations, stats)`` where stats holds ``tokens`` generated, ``seconds`` and ``tokens_per_s``.
@@ -230,7 +234,8 @@ def generate(
             mask[row, width - len(p) :] = 1
         device = model_device(model)
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config)
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config,
+                                 streamer=streamer)  # fmt: skip
         for row, i in enumerate(batch):
             new = out[row, width:].tolist()
             cut = next((k + 1 for k, t in enumerate(new) if t in eos), len(new))

@@ -446,6 +446,10 @@ def run_report(ctx: Ctx) -> list[Path]:
     from tuneproof.report import build_report  # ImportError: the report engine is not in this build
 
     html = Path(build_report(ctx.run_dir))
+    if (ctx.run_dir / "model").is_dir():  # the shipped model carries its card, written from report.json
+        from tuneproof.export import write_card
+
+        write_card(ctx.run_dir, ctx.run_dir / "model")
     return [html, ctx.run_dir / "report.json"]
 
 

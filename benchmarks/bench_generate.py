@@ -19,7 +19,8 @@ Arms, interleaved round by round (the order rotates), each on the same prompt to
 
 Printed per arm: generated tokens/s (wall and CPU time; medians over rounds), the ratio to
 each baseline, the achieved GFLOP/s (2 x parameters per processed token, prompt tokens
-included, padding not) against the stated peak, and how many outputs differ from
+included, padding not) against the stated peak (``--peak-gflops``; the bf16 matmul rate
+measured at the start and end of the run with the same threads is printed beside it), and how many outputs differ from
 ``plain 1x1`` with the exact match and token F1 each arm scores. Run:
 
     flock /tmp/tuneproof-bench.lock python benchmarks/bench_generate.py [--questions 48] [--rounds 3] [--threads 1]
@@ -184,9 +185,12 @@ def main() -> None:
     from tuneproof.evaluate._loading import load_tuned
     from tuneproof.models import load_model
 
+    from train_throughput import bf16_peak_gflops
+
     torch.set_num_threads(args.threads)
     print(f"bench_generate  torch threads={torch.get_num_threads()} cores={os.cpu_count()} "
-          f"loadavg={tuple(round(x, 2) for x in os.getloadavg())}")  # fmt: skip
+          f"loadavg={tuple(round(x, 2) for x in os.getloadavg())}; bf16 matmul peak measured now with these "
+          f"threads: {bf16_peak_gflops():.0f} GFLOP/s")  # fmt: skip
     examples = _examples(args.questions)
     base, tok = load_model("smollm2-135m", "sft")
     bench_model("SmolLM2-135M base", {"unmerged": base.eval(), "merged": base}, tok, examples, args.rounds,
@@ -199,7 +203,8 @@ def main() -> None:
         bench_model("SmolLM2-135M + LoRA r16", {"unmerged": unmerged.eval(), "merged": merged.eval()}, tok, examples,
                     args.rounds, args.max_new_tokens, args.peak_gflops)  # fmt: skip
     print(f"peak used for %peak: {args.peak_gflops:.0f} GFLOP/s (bf16 matmul on all {os.cpu_count()} cores); "
-          f"this run used {torch.get_num_threads()} thread(s)  loadavg={tuple(round(x, 2) for x in os.getloadavg())}")
+          f"this run used {torch.get_num_threads()} thread(s), bf16 matmul peak measured now with them: "
+          f"{bf16_peak_gflops():.0f} GFLOP/s  loadavg={tuple(round(x, 2) for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

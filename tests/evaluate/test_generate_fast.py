@@ -44,10 +44,11 @@ def _plain(model, prompts, max_new_tokens: int, eos: list[int], pad: int) -> lis
     return out
 
 
-def _fast(model, prompts, batches, max_new_tokens: int, eos: list[int], pad: int, prefill_rows: int | None = None) -> list[list[int]]:
+def _fast(model, prompts, batches, max_new_tokens: int, eos: list[int], pad: int, prefill_rows: int | None = None,
+          bf16: bool = False) -> list[list[int]]:  # fmt: skip
     out: list[list[int]] = [[] for _ in prompts]
     for batch, rows in greedy_generate(model, prompts, batches, max_new_tokens=max_new_tokens, eos=eos, pad=pad,
-                                       prefill_rows=prefill_rows):  # fmt: skip
+                                       prefill_rows=prefill_rows, bf16=bf16):  # fmt: skip
         for i, row in zip(batch, rows):
             out[i] = row
     return out
@@ -127,6 +128,15 @@ def test_bf16_weights_give_the_autocast_values_and_are_put_back(llama):
     assert torch.equal(autocast, cast_once)
     assert all(p is params[n] and p.dtype == torch.float32 for n, p in model.named_parameters())
     assert model.lm_head.weight is model.model.embed_tokens.weight
+
+
+def test_bf16_generation_on_cpu_puts_the_attention_back(llama):
+    model, tok = llama
+    prompts = _prompts(tok, _examples())
+    before = model.config._attn_implementation
+    outs = _fast(model, prompts, [list(range(len(prompts)))], 6, [tok.eos_token_id], tok.pad_token_id, bf16=True)
+    assert model.config._attn_implementation == before
+    assert all(len(o) == 6 for o in outs)
 
 
 def test_generation_rows_grow_with_memory_and_stay_within_the_prompts(llama):

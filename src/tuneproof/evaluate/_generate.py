@@ -1,4 +1,4 @@
-"""Greedy generation for evaluation: one prefill per batch, a KV cache, finished rows dropped.
+"""Greedy generation for evaluation: a KV cache, the shared prompt prefix run once, finished rows dropped.
 
 What it saves against ``model.generate`` with its defaults, each a plain cost of the
 evaluation's shape (many short prompts that share a chat template, short answers):
@@ -10,7 +10,11 @@ evaluation's shape (many short prompts that share a chat template, short answers
 - a row that has produced an end-of-sequence token leaves the batch (its cache rows are
   dropped), so the batch does not keep computing for answers already finished;
 - only the last position's logits are computed (``logits_to_keep=1``), never the
-  prompt's 49k-wide logits.
+  prompt's 49k-wide logits;
+- the prefill runs in small groups, each padded to its own longest prompt, and the groups
+  then decode as one large batch (see :func:`generation_rows`);
+- under bf16, the linear layers' weights are cast once instead of at every call, and on a
+  CPU the attention runs in fp32 (there its bf16 kernel is the slower one).
 
 Decoding is greedy: the next token is the argmax of the logits (ties to the lowest id, as
 ``torch.argmax`` and ``model.generate`` both break them), with no logits processor.
@@ -48,14 +52,15 @@ def generation_rows(model: Any, width: int, max_new_tokens: int, n_prompts: int,
         at_least: the smallest batch to return (the evaluation's batch size).
     """
     cfg = model.config
-    get = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-    hidden = int(getattr(get, "hidden_size", 1024))
-    layers = int(getattr(get, "num_hidden_layers", 24))
-    heads = int(getattr(get, "num_attention_heads", 16))
-    kv_dim = int(getattr(get, "num_key_value_heads", heads)) * int(getattr(get, "head_dim", None) or hidden // heads)
-    wide = int(getattr(get, "intermediate_size", 4 * hidden))
+    text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    hidden = int(getattr(text, "hidden_size", 1024))
+    layers = int(getattr(text, "num_hidden_layers", 24))
+    heads = int(getattr(text, "num_attention_heads", 16))
+    kv_dim = int(getattr(text, "num_key_value_heads", heads)) * int(getattr(text, "head_dim", None) or hidden // heads)
+    wide = int(getattr(text, "intermediate_size", 4 * hidden))
+    # fp32 bytes: keys and values of every layer, prefill activations, attention scores, one logits row
     per_row = 4 * (2 * layers * kv_dim * (width + max_new_tokens) + width * (hidden * 4 + wide * 3)
-                   + heads * width * width + int(getattr(get, "vocab_size", 50_000)))  # fmt: skip
+                   + heads * width * width + int(getattr(text, "vocab_size", 50_000)))  # fmt: skip
     rows = int(_free_bytes(model) * _MEMORY_SHARE // per_row)
     return max(1, min(n_prompts, max(rows, at_least)))
 
@@ -82,7 +87,9 @@ def greedy_generate(
     """Greedy continuations, batch by batch: yields ``(batch, token ids per prompt of it)``.
 
     Each continuation ends at its first end-of-sequence token (kept) or after
-    ``max_new_tokens`` tokens.
+    ``max_new_tokens`` tokens. Under ``bf16`` the model's linear weights and attention are
+    switched until the generator is exhausted or closed: use the model for nothing else
+    in between.
 
     Args:
         model: a causal LM whose forward takes a KV cache, ``position_ids`` and
@@ -116,7 +123,7 @@ def _bf16_linears(model: Any, enabled: bool) -> Iterator[None]:
     Autocast casts each linear layer's weight to bf16 on every call (it caches the cast only
     for weights that require grad, and never in inference mode); for a small model that
     cast is about a fifth of a decoding step. Casting once gives the same bf16 values, so
-    the outputs are those of autocast. Only ``nn.Linear`` weights change: an embedding tied
+    the linear layers compute what they compute under autocast. Only ``nn.Linear`` weights change: an embedding tied
     to the LM head keeps its fp32 weight, as under autocast.
     """
     import torch

@@ -24,8 +24,14 @@ def load_tuned(
     *,
     labels: list[str] | None = None,
     seed: int = 0,
+    merge: bool = False,
 ) -> tuple[Any, Any]:
     """``(model, tokenizer)`` for the tuned model; an adapter is applied to a fresh copy of ``base``.
+
+    ``merge``: fold a LoRA adapter into that copy's weights (``merge_and_unload``), so scoring
+    runs the plain architecture: an unmerged adapter adds two small matmuls to every adapted
+    layer, which halves generation speed for a 135M model. The saved adapter is only read.
+    Adapters PEFT cannot merge are kept unmerged.
 
     Raises:
         ModelLoadError: the directory is neither a model nor an adapter, or the adapter
@@ -50,6 +56,11 @@ def load_tuned(
             "and sizes), or pass a full tuned model directory instead of an adapter."
         ) from exc
     _check_adapter_loaded(model, tuned, base, recorded)
+    if merge and hasattr(model, "merge_and_unload"):
+        try:
+            model = model.merge_and_unload()
+        except (NotImplementedError, ValueError, AttributeError):  # adapter types PEFT cannot fold in
+            pass
     return model, tokenizer
 
 

@@ -119,7 +119,8 @@ def run_sft(
         for who in ("base", "tuned"):
             if who in scored and texts is None:
                 continue
-            model, tok = load_model(base, "sft", seed=seed) if who == "base" else load_tuned(tuned, base, "sft", seed=seed)
+            model, tok = (load_model(base, "sft", seed=seed) if who == "base"
+                          else load_tuned(tuned, base, "sft", seed=seed, merge=True))  # fmt: skip
             model.eval().to(inference_device())
             if who not in scored:
                 scored[who] = score_sft_model(model, tok, examples, primary, cfg, batch_size=batch_size,

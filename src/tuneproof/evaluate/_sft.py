@@ -201,16 +201,21 @@ def generate(
     label: str = "",
     streamer: Any = None,
 ) -> tuple[list[str], dict[str, float]]:
-    """Greedy generations for each example's prompt, batched with left padding.
+    """Greedy generations for each example's prompt (:func:`greedy_generate`), in length-sorted batches.
+
+    A batch holds at least ``batch_size`` prompts, more when memory allows
+    (:func:`generation_rows`): the decoding steps of a small model are dominated by reading
+    its weights, which a larger batch shares. The prompts' prefill still runs
+    ``batch_size`` at a time, so a long prompt pads only its own group.
 
     ``streamer``: a transformers streamer that receives the tokens as they come (one example
     per batch then, as streamers take a single sequence).
 
     Returns:
-        ``(generations, stats)`` where stats holds ``tokens`` generated, ``seconds`` and ``tokens_per_s``.
+        ``(generations, stats)`` where stats holds ``tokens`` generated, ``seconds``,
+        ``tokens_per_s`` and ``batch_rows`` (the generation batch size used).
     """
-    import torch
-    from transformers import GenerationConfig
+    from tuneproof.evaluate._generate import generation_rows, greedy_generate
 
     prompts = []
     for ex in examples:
@@ -218,34 +223,49 @@ def generate(
         prompts.append(ids[:n_prompt])
     eos = _eos_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
-    config = GenerationConfig(
-        max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=eos
-    )
+    rows = generation_rows(model, max(len(p) for p in prompts), max_new_tokens, len(prompts), at_least=batch_size)
     outputs = [""] * len(examples)
     n_tokens, t0 = 0, time.perf_counter()
     task = progress.add_task(f"generate {label}", total=len(examples), rate="") if progress else None
-    for batch in _batches([len(p) for p in prompts], batch_size):
-        width = max(len(prompts[i]) for i in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):  # left padding: generation continues from the last column
-            p = prompts[i]
-            ids[row, width - len(p) :] = torch.tensor(p)
-            mask[row, width - len(p) :] = 1
-        device = model_device(model)
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config,
-                                 streamer=streamer)  # fmt: skip
-        for row, i in enumerate(batch):
-            new = out[row, width:].tolist()
-            cut = next((k + 1 for k, t in enumerate(new) if t in eos), len(new))
-            n_tokens += cut
-            outputs[i] = tokenizer.decode(new[:cut], skip_special_tokens=True).strip()
+    if streamer is not None:
+        for batch, news in _streamed(model, prompts, eos, pad, max_new_tokens, bf16, streamer):
+            n_tokens += len(news[0])
+            outputs[batch[0]] = tokenizer.decode(news[0], skip_special_tokens=True).strip()
+            if task is not None:
+                progress.update(task, advance=1, rate=f"{n_tokens / max(time.perf_counter() - t0, 1e-9):,.0f} tok/s")
+        seconds = time.perf_counter() - t0
+        return outputs, {"tokens": n_tokens, "seconds": seconds, "tokens_per_s": n_tokens / max(seconds, 1e-9), "batch_rows": 1}
+    batches = _batches([len(p) for p in prompts], rows)
+    for batch, news in greedy_generate(model, prompts, batches, max_new_tokens=max_new_tokens, eos=eos, pad=pad,
+                                       bf16=bf16, prefill_rows=batch_size):  # fmt: skip
+        for i, new in zip(batch, news):
+            n_tokens += len(new)  # each ends at its first end-of-sequence token, counted
+            outputs[i] = tokenizer.decode(new, skip_special_tokens=True).strip()
         if task is not None:
             rate = n_tokens / max(time.perf_counter() - t0, 1e-9)
             progress.update(task, advance=len(batch), rate=f"{rate:,.0f} tok/s")
     seconds = time.perf_counter() - t0
-    return outputs, {"tokens": n_tokens, "seconds": seconds, "tokens_per_s": n_tokens / max(seconds, 1e-9)}
+    stats = {"tokens": n_tokens, "seconds": seconds, "tokens_per_s": n_tokens / max(seconds, 1e-9), "batch_rows": rows}
+    return outputs, stats
+
+
+def _streamed(model: Any, prompts: list[list[int]], eos: list[int], pad: int, max_new_tokens: int, bf16: bool,
+              streamer: Any) -> Any:  # fmt: skip
+    """One prompt at a time through ``model.generate`` with a transformers ``streamer`` (it
+    takes a single sequence): for interactive use, where the first tokens matter more than the
+    throughput. Yields ``([index], [new token ids up to and including the first end token])``."""
+    import torch
+    from transformers import GenerationConfig
+
+    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=eos)
+    device = model_device(model)
+    for i, p in enumerate(prompts):
+        ids = torch.tensor([p], device=device)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config, streamer=streamer)
+        new = out[0, len(p):].tolist()
+        cut = next((k + 1 for k, t in enumerate(new) if t in eos), len(new))
+        yield [i], [new[:cut]]
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:

@@ -13,11 +13,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tuneproof._lock import run_dir_lock
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import TuneproofError
 from tuneproof.pipeline._budget import Plan
 from tuneproof.pipeline._budget import plan as budget_plan
 from tuneproof.pipeline._decision import decide
+from tuneproof.pipeline._inputs import check_curated, check_inputs, check_split
 from tuneproof.pipeline._preflight import min_effect, preflight
 from tuneproof.pipeline._state import code_hash, hash_config, hash_inputs, read_ledger, sha256_file, write_ledger
 
@@ -125,6 +127,8 @@ def run_split(ctx: Ctx) -> list[Path]:
 
     cfg, out = ctx.cfg, ctx.dir("split")
     out.mkdir(parents=True, exist_ok=True)
+    if _split_source(ctx) == ctx.dir("curate") / "kept.jsonl":
+        check_curated(ctx.dir("curate"))
     loaded = load_records(_split_source(ctx), fields=cfg.data.fields or None, split=cfg.data.split,
                           rejects_path=out / "rejects.jsonl")  # fmt: skip
     stratified = cfg.task == "classification"
@@ -139,6 +143,8 @@ def run_split(ctx: Ctx) -> list[Path]:
         if not s.test:
             raise TuneproofError(f"{external}: data.eval_path holds no readable record (see {out / 'rejects_test.jsonl'}); "
                                  "fix the file or unset data.eval_path to cut the test split from data.path")  # fmt: skip
+    check_split({p: len(getattr(s, p)) for p in ("train", "val", "test")}, s.train, s.test, task=cfg.task,
+                source=_split_source(ctx), curate_dir=ctx.dir("curate") if cfg.pipeline.stages["curate"] else None)
     for part in ("train", "val", "test"):
         with (out / f"{part}.jsonl").open("w", encoding="utf-8") as f:
             for r in getattr(s, part):
@@ -508,8 +514,6 @@ def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | 
     """
     from rich.console import Console
 
-    from tuneproof import track
-
     if isinstance(config, RunConfig) and not overrides:
         cfg = config
     else:
@@ -517,6 +521,14 @@ def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | 
     console = console or Console(stderr=True)
     strict = cfg.pipeline.strict if strict is None else strict
     run_dir = cfg.run_dir
+    check_inputs(cfg).raise_for_problems()  # inputs that cannot train stop here, before any model loads
+    with run_dir_lock(run_dir, "tuneproof run", console=console):  # one process per run directory
+        return _run_locked(cfg, run_dir, strict, console)
+
+
+def _run_locked(cfg: RunConfig, run_dir: Path, strict: bool, console: Any) -> RunResult:
+    from tuneproof import track
+
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(cfg.to_yaml())
     prev = read_ledger(run_dir)

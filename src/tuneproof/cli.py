@@ -57,6 +57,13 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except TuneproofError as exc:
             err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
+        except Exception as exc:  # a full disk or an unwritable folder, met inside a library's write
+            from tuneproof._io import disk_error
+
+            if (disk := disk_error(exc)) is None:
+                raise
+            err_console.print(f"[red]error:[/red] {disk}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from tuneproof._io import atomic_open, atomic_write
 from tuneproof.config import RunConfig, load_config
 from tuneproof.data import Record, load_records
 
@@ -167,7 +168,7 @@ def paired_ab(
         info[name] = {"train_file": str(path), "train_records": res.data.get("train_records"), "steps": res.global_step,
                       "val_loss": float(losses[name].mean()), "engine_val_loss": res.final_metrics.get("loss")}  # fmt: skip
         prune_outputs(arm_out)
-    with (out / "val_losses.jsonl").open("w", encoding="utf-8") as f:
+    with atomic_open(out / "val_losses.jsonl") as f:
         for i, r in enumerate(loaded.records):
             f.write(json.dumps({"id": r.extra.get("id", r.id), a: float(losses[a][i]), b: float(losses[b][i])}) + "\n")
     result = ab_decision(losses[a], losses[b], a=a, b=b, confidence=cfg.eval.confidence, resamples=cfg.eval.bootstrap,
@@ -359,8 +360,7 @@ def curation_ab(
         else:
             train_text = (split_dir / "train.jsonl").read_text(encoding="utf-8")
             extra = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
-            (out / RAW_TRAIN).write_text(train_text + ("" if not train_text or train_text.endswith("\n") else "\n") + extra,
-                                         encoding="utf-8")  # fmt: skip
+            atomic_write(out / RAW_TRAIN, train_text + ("" if not train_text or train_text.endswith("\n") else "\n") + extra)
             arms = {"curated": split_dir / "train.jsonl", "raw": out / RAW_TRAIN}
             ab = paired_ab(cfg, arms, split_dir / "val.jsonl", out, steps=steps, lr=lr, parent_run_id=parent_run_id,
                            console=console)  # fmt: skip
@@ -372,5 +372,5 @@ def curation_ab(
                                    parent_run_id=parent_run_id, console=console)  # fmt: skip
                 ab = replicated(ab, second)
             result.update(ab, lr_source=lr_source)
-    (out / AB_FILE).write_text(json.dumps(result, indent=1, default=str) + "\n")
+    atomic_write(out / AB_FILE, json.dumps(result, indent=1, default=str) + "\n")
     return result

@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_open, atomic_write
 from tuneproof._lock import run_dir_lock
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import TuneproofError
@@ -146,7 +147,7 @@ def run_split(ctx: Ctx) -> list[Path]:
     check_split({p: len(getattr(s, p)) for p in ("train", "val", "test")}, s.train, s.test, task=cfg.task,
                 source=_split_source(ctx), curate_dir=ctx.dir("curate") if cfg.pipeline.stages["curate"] else None)
     for part in ("train", "val", "test"):
-        with (out / f"{part}.jsonl").open("w", encoding="utf-8") as f:
+        with atomic_open(out / f"{part}.jsonl") as f:
             for r in getattr(s, part):
                 f.write(json.dumps({"id": r.id, **r.fields, **r.extra}, ensure_ascii=False, default=str) + "\n")
     counts = {p: len(getattr(s, p)) for p in ("train", "val", "test")}
@@ -155,7 +156,7 @@ def run_split(ctx: Ctx) -> list[Path]:
             "clusters_kept_together": "records with the same normalized input text, and near duplicates (MinHash, "
             "verified Jaccard; connected components), form one group that never straddles two splits; see method",
             "method": s.method, "ids": s.ids()}  # fmt: skip
-    (out / "split.json").write_text(json.dumps(info, indent=1))
+    atomic_write(out / "split.json", json.dumps(info, indent=1))
     ctx.console.print(f"  split: {counts}", highlight=False)
     return [out / f"{p}.jsonl" for p in ("train", "val", "test")] + [out / "split.json"]
 
@@ -303,7 +304,7 @@ def run_tune(ctx: Ctx) -> list[Path]:
         for stale in ("best.yaml", "trials.json", "importances.json"):
             (out / stale).unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
-        skipped.write_text(json.dumps({"skipped": True, "reason": p.tune_skipped, "final_steps": p.final}, indent=2) + "\n")
+        atomic_write(skipped, json.dumps({"skipped": True, "reason": p.tune_skipped, "final_steps": p.final}, indent=2) + "\n")
         ctx.console.print(f"  tune: skipped: {p.tune_skipped}", highlight=False)
         return [skipped]
     skipped.unlink(missing_ok=True)
@@ -381,7 +382,7 @@ def run_train(ctx: Ctx) -> list[Path]:
     choice.unlink(missing_ok=True)
     if why is None:
         return [res.train_json, res.model_dir]
-    choice.write_text(json.dumps({"lr": raw["train"]["lr"], "why": why}, indent=2) + "\n")
+    atomic_write(choice, json.dumps({"lr": raw["train"]["lr"], "why": why}, indent=2) + "\n")
     return [res.train_json, res.model_dir, choice]
 
 
@@ -530,7 +531,7 @@ def _run_locked(cfg: RunConfig, run_dir: Path, strict: bool, console: Any) -> Ru
     from tuneproof import track
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(cfg.to_yaml())
+    atomic_write(run_dir / "config.yaml", cfg.to_yaml())
     prev = read_ledger(run_dir)
     old = {s["name"]: s for s in prev.get("stages", [])}
     prev_parent = prev.get("mlflow_parent_run_id")

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_write
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import ConfigError, TuneproofError
 from tuneproof.search._space import DEFAULT_LR_RANGE
@@ -295,7 +296,7 @@ def lr_sweep(
             horizon=horizon,
             train_lr_note=train_lr_note,
         )
-        result.json_path.write_text(json.dumps(result.to_dict(), indent=1))
+        atomic_write(result.json_path, json.dumps(result.to_dict(), indent=1))
         _plot(result, cfg.name)
         track.log_artifact(parent, result.json_path)
         track.log_artifact(parent, result.plot_path)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_write
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import ConfigError, TuneproofError
 from tuneproof.search._common import fmt_value, short_header
@@ -309,7 +310,7 @@ class _Search:
         trials = [_trial_record(t) for t in study.trials]
         trials_json = self.out / "trials.json"
         self.out.mkdir(parents=True, exist_ok=True)
-        trials_json.write_text(json.dumps({"study": self.name, "storage": self.shown_url, "trials": trials}, indent=1))
+        atomic_write(trials_json, json.dumps({"study": self.name, "storage": self.shown_url, "trials": trials}, indent=1))
         complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
         if not complete:
             raise TuneproofError(
@@ -321,12 +322,13 @@ class _Search:
         from tuneproof.search._space import apply_params
 
         best_cfg = load_config(apply_params(self.base, best.params))
-        best_yaml.write_text(
+        atomic_write(
+            best_yaml,
             f"# tuneproof tune: study {self.name!r}, best trial {best.number}, val loss {best.value:.6g}\n"
             f"# params: {json.dumps(best.params)}\n" + best_cfg.to_yaml()
         )
         importances, note = _importances(study, len(complete))
-        (self.out / "importances.json").write_text(json.dumps({"importances": importances, "note": note}, indent=1))
+        atomic_write(self.out / "importances.json", json.dumps({"importances": importances, "note": note}, indent=1))
         self._table(study, best.number, importances, note)
         return TuneResult(
             study_name=self.name,

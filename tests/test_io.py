@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tuneproof._io import DiskError, atomic_open, atomic_write, disk_error
+from tuneproof._io import DiskError, atomic_open, atomic_write, disk_error, remove_temporaries
 from tuneproof.cli import app
 
 
@@ -111,3 +111,10 @@ def test_check_on_a_full_disk_exits_with_the_message_not_a_traceback(small_disk,
     out = " ".join(result.output.split())
     assert result.exit_code == 1, out
     assert f"no space left writing {disk / 'r' / 'check' / 'rejects.jsonl'}" in out and "Traceback" not in out
+
+
+def test_temporaries_of_interrupted_writes_are_removed_on_request(tmp_path):
+    atomic_write(tmp_path / "kept.json", "{}")
+    (tmp_path / ".audit.json.abc123.tmp").write_text('{"half": ')
+    assert [p.name for p in remove_temporaries(tmp_path)] == [".audit.json.abc123.tmp"]
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.json"]

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from tuneproof.errors import TuneproofError
 
-__all__ = ["DiskError", "atomic_open", "atomic_write", "disk_error", "free_bytes"]
+__all__ = ["DiskError", "atomic_open", "atomic_write", "disk_error", "free_bytes", "remove_temporaries"]
 
 FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
@@ -160,3 +160,21 @@ def atomic_write(path: str | os.PathLike, data: str | bytes, encoding: str = "ut
     with atomic_open(path, "wb", size=len(raw)) as f:
         f.write(raw)
     return Path(path)
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that interrupted atomic writes left in ``folder`` (not below it).
+
+    Only for a folder no other process writes to (a run directory's stage folder, under the
+    run directory's lock): a live writer's temporary file looks the same.
+
+    Returns:
+        The files removed.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    gone = [p for p in root.glob(".*.tmp") if p.is_file()]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone

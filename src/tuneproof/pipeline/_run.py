@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tuneproof._io import atomic_open, atomic_write
+from tuneproof._io import atomic_open, atomic_write, remove_temporaries
 from tuneproof._lock import run_dir_lock
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import TuneproofError
@@ -601,6 +601,7 @@ def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult) 
         # the same hashes, redoes it, and an interrupted search continues its study.
         entry.update(status="failed", note="interrupted: the process stopped during this stage")
         write_ledger(ctx.run_dir, ctx.ledger)
+        remove_temporaries(ctx.dir(st.name))  # left by a write this stage's last, killed, attempt began
         t0 = time.perf_counter()
         ctx.note = None
         try:

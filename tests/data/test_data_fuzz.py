@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from tuneproof.data import load_records
@@ -31,11 +31,26 @@ scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) 
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
     ["role", "content", "x"]) | st.text(max_size=5), inner, max_size=3), max_leaves=8)  # fmt: skip
 rows = st.dictionaries(st.sampled_from(COLUMNS) | st.text(max_size=8), values, max_size=5)
+# The fields of one schema, with values of the right type most of the time: files whose schema is
+# detected, so that most examples reach the row-by-row checks instead of a whole-file error.
+SCHEMAS = [("text",), ("text", "label"), ("prompt", "completion"), ("instruction", "output"), ("messages",)]
+good = {"text": st.text(max_size=12), "label": st.sampled_from(["a", "b"]) | st.integers(0, 2),
+        "prompt": st.text(max_size=12), "completion": st.text(max_size=12), "instruction": st.text(max_size=12),
+        "output": st.text(max_size=12), "messages": st.lists(st.fixed_dictionaries(
+            {"role": st.sampled_from(["user", "assistant", "robot"]), "content": st.text(max_size=8)}), max_size=2)}  # fmt: skip
 
 
-def _jsonl_line() -> st.SearchStrategy[bytes]:
+def _schema_rows(fields: tuple[str, ...]) -> st.SearchStrategy[dict]:
+    return st.fixed_dictionaries({f: st.one_of(good[f], good[f], good[f], values) for f in fields},
+                                 optional={"id": values, "extra": values})  # fmt: skip
+
+
+def _jsonl_line(fields: tuple[str, ...]) -> st.SearchStrategy[bytes]:
+    dump = lambda r: json.dumps(r, ensure_ascii=False).encode("utf-8", "surrogatepass")  # noqa: E731
+    objects = _schema_rows(fields).map(dump)
     return st.one_of(
-        rows.map(lambda r: json.dumps(r, ensure_ascii=False).encode("utf-8", "surrogatepass")),  # an object
+        objects, objects, objects,  # rows of the file's schema, most of them valid
+        rows.map(dump),  # an object with any keys and values
         st.lists(scalars, max_size=3).map(lambda v: json.dumps(v).encode()),  # a JSON value, not an object
         st.binary(max_size=40).filter(lambda b: b"\n" not in b),  # arbitrary bytes
         st.just(b""),  # blank
@@ -44,7 +59,7 @@ def _jsonl_line() -> st.SearchStrategy[bytes]:
     )
 
 
-jsonl_files = st.lists(_jsonl_line(), min_size=0, max_size=12).flatmap(
+jsonl_files = st.sampled_from(SCHEMAS).flatmap(lambda f: st.lists(_jsonl_line(f), min_size=1, max_size=12)).flatmap(
     lambda lines: st.sampled_from([b"\n", b"\r\n"]).map(lambda nl: nl.join(lines)) | st.just(b"\n".join(lines) + b"\n"))
 
 
@@ -63,10 +78,13 @@ def _check(result, path: Path, n_rows: int | None, first_line: int, rejects: Pat
 
 def _load(path: Path, rejects: Path):
     try:
-        return load_records(path, rejects_path=rejects)
+        result = load_records(path, rejects_path=rejects)
     except DataError as exc:
         assert str(exc).strip() and path.name in str(exc)  # a whole-file problem, named
+        event("a whole-file DataError")
         return None
+    event("loaded, with rejected rows" if result.rejected else "loaded, every row kept")
+    return result
 
 
 def _physical_lines(data: bytes) -> int:
@@ -75,6 +93,8 @@ def _physical_lines(data: bytes) -> int:
 
 @FUZZ
 @given(data=jsonl_files)
+@example(data=b"")  # empty and blank files: a whole-file error, named
+@example(data=b"\n\r\n\n")
 def test_jsonl_never_loses_a_row(data):
     with tempfile.TemporaryDirectory() as tmp:
         path, rejects = Path(tmp) / "f.jsonl", Path(tmp) / "rejects.jsonl"
@@ -92,7 +112,9 @@ cells = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=1
 @st.composite
 def csv_files(draw) -> tuple[bytes, int | None]:
     """A CSV file, and its number of data rows when it is well formed (None when corrupted)."""
-    header = draw(st.lists(st.sampled_from(COLUMNS[:4]) | st.text(min_size=1, max_size=6), min_size=1, max_size=4, unique=True))
+    extra = draw(st.lists(st.sampled_from(COLUMNS[:4]) | st.text(min_size=1, max_size=6), min_size=0, max_size=3, unique=True))
+    schema = list(draw(st.sampled_from(SCHEMAS[:4]))) if draw(st.integers(0, 4)) else []  # detectable, mostly
+    header = list(dict.fromkeys(schema + extra)) or ["x"]
     body = draw(st.lists(st.lists(cells, min_size=len(header), max_size=len(header)), max_size=10))
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -126,7 +148,9 @@ def tables(draw):
     """Columns of one Arrow type each (Parquet needs that), values may be null or NaN."""
     import pyarrow as pa
 
-    names = draw(st.lists(st.sampled_from(COLUMNS), min_size=1, max_size=4, unique=True))
+    required = list(draw(st.sampled_from(SCHEMAS[:4])))  # a schema's columns, most of the time
+    names = draw(st.lists(st.sampled_from(COLUMNS), min_size=0 if required else 1, max_size=3, unique=True))
+    names = list(dict.fromkeys((required if draw(st.integers(0, 4)) else []) + names)) or ["x"]
     n = draw(st.integers(0, 8))
     kinds = {"str": (st.text(max_size=10), pa.string()), "int": (st.integers(-(2**63), 2**63 - 1), pa.int64()),
              "float": (st.floats(allow_nan=True), pa.float64()), "bool": (st.booleans(), pa.bool_()),
@@ -136,7 +160,8 @@ def tables(draw):
                       pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])))}  # fmt: skip
     cols = {}
     for name in names:
-        strat, typ = kinds[draw(st.sampled_from(sorted(kinds)))]
+        kind = "str" if name in ("text", "prompt", "completion", "instruction", "output") and draw(st.integers(0, 3)) else None
+        strat, typ = kinds[kind or draw(st.sampled_from(sorted(kinds)))]
         cols[name] = pa.array(draw(st.lists(st.none() | strat, min_size=n, max_size=n)), type=typ)
     return pa.table(cols)
 

@@ -50,11 +50,11 @@ def _ledger(run_dir: Path) -> dict[str, dict]:
 def _outcome(run_dir: Path) -> dict:
     dec = json.loads((run_dir / "decision.json").read_text())
     ev = json.loads((run_dir / "evaluate" / "eval.json").read_text())
-    keep = ("metric", "verdict", "n_records", "tuned", "reference", "delta")
+    keep = ("metric", "verdict", "n_records", "reference", "metrics", "delta")  # not the paths, which name the run
     best = run_dir / "tune" / "best.yaml"
     params = best.read_text().splitlines()[1] if best.exists() else None  # "# params: {...}" of the best trial
     return {"decision": {k: dec.get(k) for k in ("headline", "verdict", "ship")}, "eval": {k: ev.get(k) for k in keep},
-            "best_params": params}
+            "best_params": params, "records": (run_dir / "evaluate" / "records.jsonl").read_text()}
 
 
 def test_every_kill_point_resumes_to_the_uninterrupted_result(pipeline_config, tmp_path):

@@ -564,8 +564,10 @@ def _run_locked(cfg: RunConfig, run_dir: Path, strict: bool, console: Any) -> Ru
         exc_info = (type(exc), exc, exc.__traceback__)
         raise
     finally:
-        write_ledger(run_dir, ledger)
-        parent_cm.__exit__(*exc_info)
+        try:
+            write_ledger(run_dir, ledger)
+        finally:  # the MLflow run is closed even when the ledger can't be written (a full disk)
+            parent_cm.__exit__(*exc_info)
     dec = result.decision or {}
     track.set_tags(parent, {"decision": dec.get("headline", ""), "verdict": dec.get("verdict", "")})
     return result

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneproof._io import atomic_write
+from tuneproof._io import atomic_write, disk_error
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import ConfigError, TuneproofError
 from tuneproof.search._space import DEFAULT_LR_RANGE
@@ -249,6 +249,8 @@ def lr_sweep(
             except TuneproofError:
                 raise  # bad input: same for every rate
             except Exception as exc:  # a rate that blows up is a result, not a crash
+                if (disk := disk_error(exc)) is not None:
+                    raise disk from exc  # a full disk or an unwritable folder: every rate would fail alike
                 point.update(val_loss=None, status="failed", error=f"{type(exc).__name__}: {exc}")
                 finish_child_run(cfg.tracking, run_out, "failed", point["error"])
                 console.print(f"[yellow]lr {lr:g}: failed ({point['error'][:200]})[/yellow]")

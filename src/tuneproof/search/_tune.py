@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneproof._io import atomic_write
+from tuneproof._io import atomic_write, disk_error
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import ConfigError, TuneproofError
 from tuneproof.search._common import fmt_value, short_header
@@ -287,6 +287,8 @@ class _Search:
         except TuneproofError:
             raise  # bad input: every trial would fail the same way
         except Exception as exc:  # recorded as a failed trial; the study goes on
+            if (disk := disk_error(exc)) is not None:
+                raise disk from exc  # a full disk or an unwritable folder: every trial would fail alike
             error = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("error", error[:2000])
             trial.set_user_attr("mlflow_run_id", finish_child_run(self.cfg.tracking, out, "failed", error, tags=tags))

@@ -305,8 +305,8 @@ def tune(
     cfg = _load(config, set_)
     # A shared storage lets several workers search one study together; the run directory's own
     # SQLite study is one process's.
-    lock = contextlib.nullcontext() if storage or cfg.search.storage else run_dir_lock(cfg.run_dir, "tuneproof tune", console=err_console)
-    with lock:
+    shared = storage or cfg.search.storage
+    with contextlib.nullcontext() if shared else run_dir_lock(cfg.run_dir, "tuneproof tune", console=err_console):
         result = run_tune(cfg, storage=storage, n_trials=n_trials, study_name=study_name, new=new, console=err_console)
     _dist.finish()
     if result is not None:  # None on the non-zero ranks of a distributed job

@@ -230,7 +230,7 @@ def check_curated(curate_dir: Path) -> None:
 
 
 def check_split(counts: dict[str, int], train: Sequence[Record], test: Sequence[Record], *, task: str,
-                source: Path, curate_dir: Path | None = None) -> None:  # fmt: skip
+                source: Path, curate_dir: Path | None = None, test_name: str = "the test split") -> None:  # fmt: skip
     """After curation and the split: stop before any model loads when a split cannot serve.
 
     Raises:
@@ -246,7 +246,7 @@ def check_split(counts: dict[str, int], train: Sequence[Record], test: Sequence[
                         f"{'is' if len(empty) == 1 else 'are'} empty (counts {counts}){removed}. Fix: add data, raise "
                         "data.val_fraction / data.test_fraction, or keep more records (audit.decisions.<check>: flag).")  # fmt: skip
     if task == "classification" and train:
-        p, _ = label_problems(train, f"{source} (training split)", test or None, "the test split")
+        p, _ = label_problems(train, f"{source} (training split)", test or None, test_name)
         problems += p
     if problems:
         raise inputs_error(problems)

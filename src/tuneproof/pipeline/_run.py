@@ -145,7 +145,8 @@ def run_split(ctx: Ctx) -> list[Path]:
             raise TuneproofError(f"{external}: data.eval_path holds no readable record (see {out / 'rejects_test.jsonl'}); "
                                  "fix the file or unset data.eval_path to cut the test split from data.path")  # fmt: skip
     check_split({p: len(getattr(s, p)) for p in ("train", "val", "test")}, s.train, s.test, task=cfg.task,
-                source=_split_source(ctx), curate_dir=ctx.dir("curate") if cfg.pipeline.stages["curate"] else None)
+                source=_split_source(ctx), curate_dir=ctx.dir("curate") if cfg.pipeline.stages["curate"] else None,
+                test_name=str(external) if external else "the test split")
     for part in ("train", "val", "test"):
         with atomic_open(out / f"{part}.jsonl") as f:
             for r in getattr(s, part):

@@ -36,6 +36,8 @@ def config_file(tmp_path):
         + "\n{broken\n"
         + json.dumps({"prompt": "Capital of Italy?", "completion": "Rome"})
         + "\n"
+        # Enough rows that the default val and test fractions each get one.
+        + "".join(json.dumps({"prompt": f"What is {i} plus {i}?", "completion": str(2 * i)}) + "\n" for i in range(20))
     )
     path = tmp_path / "tuneproof.yaml"
     path.write_text(yaml.safe_dump({"name": "t", "task": "sft", "data": {"path": "train.jsonl"}, "tracking": {"runs_dir": "runs"}}))

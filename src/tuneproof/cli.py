@@ -6,6 +6,7 @@ message and exit with code 1; a command whose engine is not built yet exits with
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
@@ -56,6 +57,13 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except TuneproofError as exc:
             err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
+        except Exception as exc:  # a full disk or an unwritable folder, met inside a library's write
+            from tuneproof._io import disk_error
+
+            if (disk := disk_error(exc)) is None:
+                raise
+            err_console.print(f"[red]error:[/red] {disk}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -86,21 +94,27 @@ def _root(
 def check(config: ConfigArg, set_: SetOpt = None) -> None:
     """Validate a config, read its data and locate its model, without loading any weights.
 
-    Reports every config problem at once, the data's detected schema, and every
-    unreadable row (also written to <run dir>/check/rejects.jsonl).
+    Reports every config problem at once, the data's detected schema, every unreadable row
+    (also written to <run dir>/check/rejects.jsonl), and inputs that cannot train: a task
+    that does not fit the data, a single class, eval labels or schema that differ from the
+    training data's, a split that would be empty. Exits with 1 on any of those.
     """
-    from tuneproof.data import load_records
     from tuneproof.models import resolve_model
+    from tuneproof.pipeline._inputs import check_inputs
 
     cfg = _load(config, set_)
     console.print(f"[green]config ok[/green]: {config} (run {cfg.name}, task {cfg.task})")
-    rejects = cfg.run_dir / "check" / "rejects.jsonl"
-    result = load_records(cfg.data.path, fields=cfg.data.fields or None, split=cfg.data.split, rejects_path=rejects)
-    console.print(result.summary(), highlight=False)
-    if result.rejected:
-        console.print(f"[yellow]{len(result.rejected)} rejected rows written to {rejects}[/yellow]")
+    found = check_inputs(cfg, rejects_dir=cfg.run_dir / "check")
+    for result, name in ((found.train, "rejects.jsonl"), (found.eval, "rejects_eval.jsonl")):
+        if result is not None:
+            console.print(result.summary(), highlight=False)
+            if result.rejected:
+                console.print(f"[yellow]{len(result.rejected)} rejected rows written to {cfg.run_dir / 'check' / name}[/yellow]")
+    for warning in found.warnings:
+        console.print(f"[yellow]warning: {warning}[/yellow]", highlight=False)
     source = resolve_model(cfg.model.name)
     console.print(f"model: {cfg.model.name} ({source.kind}{f', {source.path}' if source.path else ''})")
+    found.raise_for_problems()
 
 
 EvalOpt = Annotated[Optional[Path], typer.Option("--eval", help="Eval data, to check for leakage.")]
@@ -284,12 +298,16 @@ def tune(
     new: Annotated[bool, typer.Option("--new/--resume", help="Start the study afresh, or continue it (default).")] = False,
 ) -> None:
     """Bayesian search (Optuna TPE) with pruning; writes best.yaml and parameter importances."""
+    from tuneproof._lock import run_dir_lock
     from tuneproof.search import _dist
     from tuneproof.search import tune as run_tune
 
-    result = run_tune(
-        _load(config, set_), storage=storage, n_trials=n_trials, study_name=study_name, new=new, console=err_console
-    )
+    cfg = _load(config, set_)
+    # A shared storage lets several workers search one study together; the run directory's own
+    # SQLite study is one process's.
+    shared = storage or cfg.search.storage
+    with contextlib.nullcontext() if shared else run_dir_lock(cfg.run_dir, "tuneproof tune", console=err_console):
+        result = run_tune(cfg, storage=storage, n_trials=n_trials, study_name=study_name, new=new, console=err_console)
     _dist.finish()
     if result is not None:  # None on the non-zero ranks of a distributed job
         console.print(f"best val loss {result.best_value:.4f} (trial {result.best_trial}); train it with: "
@@ -304,11 +322,14 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
 ) -> None:
     """Train one model (full, LoRA or freeze) with early stopping and the overfitting guard."""
+    from tuneproof._lock import run_dir_lock
     from tuneproof.search import _dist
     from tuneproof.train import train as run_training
     from tuneproof.train._engine import describe_best
 
-    result = run_training(_load(config, set_), resume=resume, console=err_console)
+    cfg = _load(config, set_)
+    with run_dir_lock(cfg.run_dir, "tuneproof train", console=err_console):
+        result = run_training(cfg, resume=resume, console=err_console)
     _dist.finish()
     guard = result.guard
     print_table(

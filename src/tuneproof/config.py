@@ -759,7 +759,7 @@ def load_config(
         if value is None:
             if name == "data":
                 problems.append(
-                    f"data: missing. Fix: add a data section, e.g. `data: {{path: train.jsonl}}` "
+                    "data: missing. Fix: add a data section, e.g. `data: {path: train.jsonl}` "
                     "(a .jsonl, .csv, .parquet file or a datasets directory)."
                 )
             continue
@@ -815,7 +815,8 @@ def parse_overrides(
         try:
             value = yaml.safe_load(value_text) if value_text.strip() else None
         except yaml.YAMLError as exc:
-            problems.append(f"--set {text!r}: the value is not valid YAML ({exc.problem}). Fix: quote it.")
+            # A ReaderError (a control character) has no .problem; its text says which character.
+            problems.append(f"--set {text!r}: the value is not valid YAML ({getattr(exc, 'problem', None) or exc}). Fix: quote it.")
             continue
         parsed.append((key, value, text))
     return parsed

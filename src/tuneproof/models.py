@@ -15,7 +15,10 @@ Sources, tried in this order:
 3. a local Hugging Face model directory;
 4. anything else is handed to ``from_pretrained`` as a hub id (needs network).
 
-Weights load from safetensors only and ``trust_remote_code`` is off unless asked for.
+Weights load from safetensors only and ``trust_remote_code`` is off unless asked for:
+pickle files (``.bin``, ``.pt``, ``.pth``, ``.pkl``, ``.ckpt``) can run any code when loaded,
+so a folder that holds weights only in pickle form is refused (:func:`require_safetensors`)
+unless ``TUNEPROOF_ALLOW_PICKLE=1`` says that the user trusts it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "model_device",
+    "require_safetensors",
     "resolve_model",
 ]
 
@@ -141,6 +145,40 @@ def resolve_model(name: str | os.PathLike) -> ModelSource:
             f"bundled name ({', '.join(BUNDLED_MODELS)}), or download the model where there is network."
         )
     return ModelSource(text, "hub", None)
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+ALLOW_PICKLE_ENV = "TUNEPROOF_ALLOW_PICKLE"
+
+
+def allow_pickle() -> bool:
+    """Whether the user allowed pickle weights (``TUNEPROOF_ALLOW_PICKLE=1``); off by default."""
+    return os.environ.get(ALLOW_PICKLE_ENV, "").lower() in ("1", "true", "yes")
+
+
+def require_safetensors(directory: str | os.PathLike, what: str) -> None:
+    """Refuse a model folder (and its module subfolders) whose weights exist only as pickle files.
+
+    A folder with both keeps loading: the loaders are told to read safetensors only, and the
+    pickle files are never opened. Training outputs such as ``training_args.bin`` hold no
+    weights and are not a reason to refuse.
+
+    Raises:
+        ModelLoadError: a folder holds pickle weight files and no ``.safetensors`` file, and
+            ``TUNEPROOF_ALLOW_PICKLE`` is not set.
+    """
+    root = Path(directory)
+    if allow_pickle() or not root.is_dir():
+        return
+    for folder in (root, *(p for p in root.iterdir() if p.is_dir())):
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.name != "training_args.bin")
+        if pickles and not any(folder.glob("*.safetensors")):
+            raise ModelLoadError(
+                f"{what}: {folder} holds weights only as pickle ({', '.join(pickles)}), which can run code when "
+                "loaded; tuneproof loads safetensors only. Fix: convert it where you trust it, with "
+                "`model.save_pretrained(dir, safe_serialization=True)`; or, if you trust the file's source, "
+                f"set {ALLOW_PICKLE_ENV}=1 to load it anyway."
+            )
 
 
 def _offline() -> bool:
@@ -301,7 +339,8 @@ def load_model(
     directory = _local_dir(source)
     kwargs: dict[str, Any] = {
         "trust_remote_code": trust_remote_code,
-        "use_safetensors": True,
+        # None: transformers' default, safetensors first, then pickle (only when the user allowed it).
+        "use_safetensors": None if allow_pickle() else True,
         "dtype": dtype or torch.float32,
     }
     if task == "classification":
@@ -318,6 +357,7 @@ def load_model(
         raise ModelLoadError(f"unknown task {task!r}. Fix: use 'sft' or 'classification'.")
 
     _check_architecture(directory, source.name, task)
+    require_safetensors(directory, repr(source.name))
     tokenizer = load_tokenizer(directory, trust_remote_code=trust_remote_code)
 
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification

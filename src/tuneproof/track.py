@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import disk_error
 from tuneproof.config import TrackingConfig
 from tuneproof.errors import TuneproofError
 
@@ -124,7 +125,7 @@ def start_run(
     except TuneproofError:
         raise
     except Exception as exc:
-        raise TuneproofError(
+        raise disk_error(exc) or TuneproofError(
             f"cannot open the MLflow tracking store {uri!r}: {exc}. Fix: check tracking.uri in the "
             "config (unset means sqlite in the runs directory) and that the directory is writable."
         ) from exc
@@ -142,7 +143,10 @@ def start_run(
         if monitor is not None:
             with contextlib.suppress(Exception):
                 monitor.finish()
-        client.set_terminated(run_id, status=status)
+        # When the block failed, its error is the one to report: a store that can't record the
+        # failure too (e.g. on a full disk) must not replace it.
+        with contextlib.suppress(Exception) if status != "FINISHED" else contextlib.nullcontext():
+            client.set_terminated(run_id, status=status)
 
 
 def _system_monitor(run: TrackedRun) -> Any:

@@ -231,11 +231,6 @@ def test_the_report_shows_the_curve_the_comparison_and_the_advice(tmp_path):
     assert '<section id="data-value" data-status="not run"' in build_report(other).read_text()
 
 
-def _qa(i: int, rng: random.Random) -> dict:
-    words = "the capital of france is paris rome madrid water boils at one hundred degrees".split()
-    return {"prompt": f"q{i} " + " ".join(rng.choice(words) for _ in range(8)), "completion": " ".join(rng.choice(words) for _ in range(2))}
-
-
 @pytest.mark.slow  # ~2 min of tiny trainings on a busy 2-core CPU
 def test_a_run_with_the_stage_draws_the_curve_and_reports_it_and_the_cli_redraws_it(pipeline_config, tmp_path):
     from typer.testing import CliRunner

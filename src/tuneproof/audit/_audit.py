@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_open, atomic_write
 from tuneproof.audit._base import Check, CheckNotRun, Context, Finding, record_text
 from tuneproof.audit.dedup import ExactDuplicateCheck, NearDuplicateCheck
 from tuneproof.audit.labels import LabelIssueCheck
@@ -80,10 +81,10 @@ class AuditResult:
         """Write ``findings.jsonl`` and ``audit.json`` into ``out``; return the folder."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        with (out / "findings.jsonl").open("w", encoding="utf-8") as f:
+        with atomic_open(out / "findings.jsonl") as f:
             for finding in self.findings:
                 f.write(json.dumps(finding.to_json(), ensure_ascii=False, default=str) + "\n")
-        (out / "audit.json").write_text(json.dumps(self.report(), indent=2, ensure_ascii=False, default=str))
+        atomic_write(out / "audit.json", json.dumps(self.report(), indent=2, ensure_ascii=False, default=str))
         return out
 
     def table(self):

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tuneproof._io import atomic_open, atomic_write
 from tuneproof.audit._audit import AuditResult, audit
 from tuneproof.audit._budget import apply_budget
 from tuneproof.audit._base import SEVERE, CheckNotRun, Finding
@@ -322,15 +323,15 @@ def curate(
     out.mkdir(parents=True, exist_ok=True)
     rows = _original_rows(loaded)
     records = loaded.records
-    with (out / "kept.jsonl").open("w", encoding="utf-8") as f:
+    with atomic_open(out / "kept.jsonl") as f:
         for i in kept:
             f.write(rows[records[i].id] + "\n")
-    with (out / "removed.jsonl").open("w", encoding="utf-8") as f:
+    with atomic_open(out / "removed.jsonl") as f:
         for i in sorted(removed):
             row = {"id": records[i].id, "reasons": removed[i], "record": json.loads(rows[records[i].id])}
             f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     loaded.write_rejects(out / "unreadable.jsonl")
     result.write(out)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
+    atomic_write(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
     res.out = out
     return res

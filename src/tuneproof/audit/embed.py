@@ -75,13 +75,15 @@ class Embedder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from tuneproof.models import inference_device, resolve_model
+        from tuneproof.models import allow_pickle, inference_device, require_safetensors, resolve_model
 
         source = resolve_model(model)
         path = str(source.path) if source.path else model
+        require_safetensors(path, f"the embedding model {model!r}")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model: Any = AutoModel.from_pretrained(path).eval().to(inference_device())
+            self.model: Any = AutoModel.from_pretrained(path, use_safetensors=None if allow_pickle() else True,
+                                                        trust_remote_code=False).eval().to(inference_device())
         except Exception as exc:  # transformers raises many kinds; report the one it gave
             raise ModelLoadError(f"could not load the embedding model {model!r} from {path}: {exc}") from exc
         self.name = model

@@ -9,6 +9,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_open
+
 
 class Schema(str, Enum):
     """The shape of a training example, named after the fields it has."""
@@ -135,7 +137,7 @@ class LoadResult:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as f:
+        with atomic_open(path) as f:
             for r in self.rejected:
                 row = {"id": r.id, "line": r.line, "reason": r.reason, "raw": r.raw}
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")

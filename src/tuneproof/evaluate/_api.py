@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ValidationError
 
+from tuneproof._io import atomic_open, atomic_write
 from tuneproof.config import CLASSIFICATION_METRICS, SFT_METRICS, EvalConfig
 from tuneproof.errors import ConfigError, DataError
 from tuneproof.evaluate._bootstrap import Delta, paired_bootstrap, paired_bootstrap_means, verdict
@@ -374,7 +375,7 @@ def _write_records(path: Path, records: list, run: ModelRun, primary: str) -> No
     sign = 1.0 if METRICS[key].higher_is_better else -1.0
     ref_scores = run.per_record[run.reference].get(key)
     tuned_scores = run.per_record["tuned"].get(key)
-    with path.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for i, r in enumerate(records):
             row: dict[str, Any] = {"id": r.id, **run.record_fields[i]}
             for model, scores in run.per_record.items():
@@ -387,9 +388,7 @@ def _write_records(path: Path, records: list, run: ModelRun, primary: str) -> No
 
 
 def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def _clean(value: Any) -> Any:

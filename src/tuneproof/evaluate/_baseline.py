@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_open
 from tuneproof.config import EvalConfig
 from tuneproof.evaluate._api import GENERATION_METRICS, _clean, _load_test, _Ui, _write_json, release
 from tuneproof.evaluate._run_sft import SftScores, score_sft_model, sft_scores
@@ -85,7 +86,7 @@ def score_baseline(
                             bf16=bf16, progress=progress, label="base (before training)")  # fmt: skip
         release(model)
     settings = scoring_settings(base, data, primary, cfg, seed=seed, batch_size=batch_size, max_length=max_length, bf16=bf16)
-    with (out_dir / "records.jsonl").open("w", encoding="utf-8") as f:
+    with atomic_open(out_dir / "records.jsonl") as f:
         for i, ex in enumerate(examples):
             row: dict[str, Any] = {"id": ex.id, "base": {k: float(v[i]) for k, v in s.per_record.items()},
                                    "completion_tokens": s.counts[i]}  # fmt: skip

@@ -104,7 +104,11 @@ def embed(
     if base_dir is not None and (Path(base_dir) / "modules.json").is_file():
         from sentence_transformers import SentenceTransformer
 
-        st = SentenceTransformer(str(base_dir), device=str(inference_device()))
+        from tuneproof.models import allow_pickle, require_safetensors
+
+        require_safetensors(base_dir, "the sentence-transformers model")  # its Dense modules may be pickled
+        st = SentenceTransformer(str(base_dir), device=str(inference_device()), trust_remote_code=False,
+                                 model_kwargs={"use_safetensors": None if allow_pickle() else True})
         st.max_seq_length = min(st.max_seq_length or max_length, max_length)
         return np.asarray(st.encode(list(texts), batch_size=batch_size, show_progress_bar=False)), "sentence-transformers"
     out: np.ndarray | None = None

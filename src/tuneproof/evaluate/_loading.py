@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneproof.errors import ModelLoadError
-from tuneproof.models import load_model
+from tuneproof.models import load_model, require_safetensors
 
 __all__ = ["is_adapter", "load_tuned", "read_labels"]
 
@@ -39,6 +39,8 @@ def load_tuned(
     """
     if not is_adapter(tuned):
         return load_model(tuned, task, labels=labels, seed=seed)  # type: ignore[arg-type]
+    # PEFT reads adapter_model.safetensors when there is one, else torch.loads adapter_model.bin.
+    require_safetensors(tuned, "the adapter")
     adapter_cfg = _read_json(Path(tuned) / "adapter_config.json")
     recorded = adapter_cfg.get("base_model_name_or_path") or "unknown"
     model, tokenizer = load_model(base, task, labels=labels, seed=seed)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from tuneproof._io import atomic_open, atomic_write
 from tuneproof.config import RunConfig, load_config
 from tuneproof.data import Record, load_records
 
@@ -173,7 +174,7 @@ def train_arm(
 
 def write_val_losses(path: Path, records: list[Record], losses: dict[str, np.ndarray]) -> None:
     """One line per validation record: its id and each arm's loss."""
-    with path.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for i, r in enumerate(records):
             f.write(json.dumps({"id": r.extra.get("id", r.id), **{k: float(v[i]) for k, v in losses.items()}}) + "\n")
 
@@ -400,8 +401,7 @@ def curation_ab(
         else:
             train_text = (split_dir / "train.jsonl").read_text(encoding="utf-8")
             extra = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
-            (out / RAW_TRAIN).write_text(train_text + ("" if not train_text or train_text.endswith("\n") else "\n") + extra,
-                                         encoding="utf-8")  # fmt: skip
+            atomic_write(out / RAW_TRAIN, train_text + ("" if not train_text or train_text.endswith("\n") else "\n") + extra)
             arms = {"curated": split_dir / "train.jsonl", "raw": out / RAW_TRAIN}
             ab = paired_ab(cfg, arms, split_dir / "val.jsonl", out, steps=steps, lr=lr, parent_run_id=parent_run_id,
                            console=console)  # fmt: skip
@@ -413,5 +413,5 @@ def curation_ab(
                                    parent_run_id=parent_run_id, console=console)  # fmt: skip
                 ab = replicated(ab, second)
             result.update(ab, lr_source=lr_source)
-    (out / AB_FILE).write_text(json.dumps(result, indent=1, default=str) + "\n")
+    atomic_write(out / AB_FILE, json.dumps(result, indent=1, default=str) + "\n")
     return result

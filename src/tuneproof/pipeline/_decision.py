@@ -8,6 +8,7 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
+from tuneproof._io import atomic_write
 from tuneproof.config import RunConfig
 from tuneproof.evaluate._references import not_beaten
 from tuneproof.pipeline._own_causes import curation_cause, sweep_edge_cause
@@ -46,7 +47,7 @@ def decide(cfg: RunConfig) -> dict[str, Any]:
         "causes": causes,
         "model_path": str(deliverable) if ship else None,
     }
-    (run_dir / "decision.json").write_text(json.dumps(decision, indent=1))
+    atomic_write(run_dir / "decision.json", json.dumps(decision, indent=1))
     return decision
 
 

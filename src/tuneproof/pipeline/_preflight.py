@@ -9,6 +9,7 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
+from tuneproof._io import atomic_write
 from tuneproof.config import RunConfig
 from tuneproof.pipeline._budget import example_lengths, plan, read_jsonl, sample_records
 
@@ -169,7 +170,7 @@ def preflight(cfg: RunConfig, split_dir: Path, out: Path, *, curate_dir: Path | 
     report = {"estimates": estimates, "min_detectable_effect": mde, "risks": risks,
               "counts": {"train": len(train), "val": len(val), "test": len(test)}, "class_balance": balance}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    (out / "preflight.json").write_text(json.dumps(report, indent=1))
+    atomic_write(out / "preflight.json", json.dumps(report, indent=1))
     return report
 
 

@@ -13,11 +13,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_open, atomic_write, remove_temporaries
+from tuneproof._lock import run_dir_lock
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import TuneproofError
 from tuneproof.pipeline._budget import Plan
 from tuneproof.pipeline._budget import plan as budget_plan
 from tuneproof.pipeline._decision import decide
+from tuneproof.pipeline._inputs import check_curated, check_inputs, check_split
 from tuneproof.pipeline._preflight import min_effect, preflight
 from tuneproof.pipeline._state import code_hash, hash_config, hash_inputs, read_ledger, sha256_file, write_ledger
 
@@ -125,6 +128,8 @@ def run_split(ctx: Ctx) -> list[Path]:
 
     cfg, out = ctx.cfg, ctx.dir("split")
     out.mkdir(parents=True, exist_ok=True)
+    if _split_source(ctx) == ctx.dir("curate") / "kept.jsonl":
+        check_curated(ctx.dir("curate"))
     loaded = load_records(_split_source(ctx), fields=cfg.data.fields or None, split=cfg.data.split,
                           rejects_path=out / "rejects.jsonl")  # fmt: skip
     stratified = cfg.task == "classification"
@@ -139,8 +144,11 @@ def run_split(ctx: Ctx) -> list[Path]:
         if not s.test:
             raise TuneproofError(f"{external}: data.eval_path holds no readable record (see {out / 'rejects_test.jsonl'}); "
                                  "fix the file or unset data.eval_path to cut the test split from data.path")  # fmt: skip
+    check_split({p: len(getattr(s, p)) for p in ("train", "val", "test")}, s.train, s.test, task=cfg.task,
+                source=_split_source(ctx), curate_dir=ctx.dir("curate") if cfg.pipeline.stages["curate"] else None,
+                test_name=str(external) if external else "the test split")
     for part in ("train", "val", "test"):
-        with (out / f"{part}.jsonl").open("w", encoding="utf-8") as f:
+        with atomic_open(out / f"{part}.jsonl") as f:
             for r in getattr(s, part):
                 f.write(json.dumps({"id": r.id, **r.fields, **r.extra}, ensure_ascii=False, default=str) + "\n")
     counts = {p: len(getattr(s, p)) for p in ("train", "val", "test")}
@@ -149,7 +157,7 @@ def run_split(ctx: Ctx) -> list[Path]:
             "clusters_kept_together": "records with the same normalized input text, and near duplicates (MinHash, "
             "verified Jaccard; connected components), form one group that never straddles two splits; see method",
             "method": s.method, "ids": s.ids()}  # fmt: skip
-    (out / "split.json").write_text(json.dumps(info, indent=1))
+    atomic_write(out / "split.json", json.dumps(info, indent=1))
     ctx.console.print(f"  split: {counts}", highlight=False)
     return [out / f"{p}.jsonl" for p in ("train", "val", "test")] + [out / "split.json"]
 
@@ -322,7 +330,7 @@ def run_tune(ctx: Ctx) -> list[Path]:
         for stale in ("best.yaml", "trials.json", "importances.json"):
             (out / stale).unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
-        skipped.write_text(json.dumps({"skipped": True, "reason": p.tune_skipped, "final_steps": p.final}, indent=2) + "\n")
+        atomic_write(skipped, json.dumps({"skipped": True, "reason": p.tune_skipped, "final_steps": p.final}, indent=2) + "\n")
         ctx.console.print(f"  tune: skipped: {p.tune_skipped}", highlight=False)
         return [skipped]
     skipped.unlink(missing_ok=True)
@@ -404,7 +412,7 @@ def run_train(ctx: Ctx) -> list[Path]:
     choice.unlink(missing_ok=True)
     if why is None:
         return [res.train_json, res.model_dir]
-    choice.write_text(json.dumps({"lr": raw["train"]["lr"], "why": why}, indent=2) + "\n")
+    atomic_write(choice, json.dumps({"lr": raw["train"]["lr"], "why": why}, indent=2) + "\n")
     return [res.train_json, res.model_dir, choice]
 
 
@@ -573,8 +581,6 @@ def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | 
     """
     from rich.console import Console
 
-    from tuneproof import track
-
     if isinstance(config, RunConfig) and not overrides:
         cfg = config
     else:
@@ -582,8 +588,16 @@ def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | 
     console = console or Console(stderr=True)
     strict = cfg.pipeline.strict if strict is None else strict
     run_dir = cfg.run_dir
+    check_inputs(cfg).raise_for_problems()  # inputs that cannot train stop here, before any model loads
+    with run_dir_lock(run_dir, "tuneproof run", console=console):  # one process per run directory
+        return _run_locked(cfg, run_dir, strict, console, until)
+
+
+def _run_locked(cfg: RunConfig, run_dir: Path, strict: bool, console: Any, until: str | None) -> RunResult:
+    from tuneproof import track
+
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(cfg.to_yaml())
+    atomic_write(run_dir / "config.yaml", cfg.to_yaml())
     prev = read_ledger(run_dir)
     old = {s["name"]: s for s in prev.get("stages", [])}
     prev_parent = prev.get("mlflow_parent_run_id")
@@ -616,8 +630,10 @@ def run(config: RunConfig | str | os.PathLike | dict, *, overrides: list[str] | 
         exc_info = (type(exc), exc, exc.__traceback__)
         raise
     finally:
-        write_ledger(run_dir, ledger)
-        parent_cm.__exit__(*exc_info)
+        try:
+            write_ledger(run_dir, ledger)
+        finally:  # the MLflow run is closed even when the ledger can't be written (a full disk)
+            parent_cm.__exit__(*exc_info)
     dec = result.decision or {}
     track.set_tags(parent, {"decision": dec.get("headline", ""), "verdict": dec.get("verdict", "")})
     return result
@@ -656,6 +672,7 @@ def _run_stages(ctx: Ctx, old: dict[str, Any], strict: bool, result: RunResult, 
         # the same hashes, redoes it, and an interrupted search continues its study.
         entry.update(status="failed", note="interrupted: the process stopped during this stage")
         write_ledger(ctx.run_dir, ctx.ledger)
+        remove_temporaries(ctx.dir(st.name))  # left by a write this stage's last, killed, attempt began
         t0 = time.perf_counter()
         ctx.note = None
         try:

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_write
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -58,6 +60,4 @@ def read_ledger(run_dir: Path) -> dict[str, Any]:
 
 
 def write_ledger(run_dir: Path, ledger: dict[str, Any]) -> None:
-    tmp = run_dir / "pipeline.json.tmp"
-    tmp.write_text(json.dumps(ledger, indent=1, default=str))
-    tmp.replace(run_dir / "pipeline.json")  # atomic: an interrupt never leaves half a file
+    atomic_write(run_dir / "pipeline.json", json.dumps(ledger, indent=1, default=str))  # an interrupt never leaves half a file

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from tuneproof._io import atomic_write
 from tuneproof.errors import DataError
 
 __all__ = ["SECTIONS", "build_report"]
@@ -45,8 +46,8 @@ def build_report(run_dir: str | os.PathLike[str]) -> Path:
     page = render(facts)
     html_path, json_path = root / "report.html", root / "report.json"
     try:
-        json_path.write_text(json.dumps(facts, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-        html_path.write_text(page, encoding="utf-8")
+        atomic_write(json_path, json.dumps(facts, indent=1, ensure_ascii=False, default=str) + "\n")
+        atomic_write(html_path, page)
     except OSError as exc:
         raise DataError(f"{root}: cannot write the report there ({exc}). Fix: make the folder writable or copy the run elsewhere.") from exc
     return html_path

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import disk_error
 from tuneproof.errors import TuneproofError
 
 __all__ = ["HEARTBEAT_GRACE_S", "HEARTBEAT_INTERVAL_S", "open_storage", "redact", "resolve_url"]
@@ -93,7 +94,7 @@ def open_storage(
                 engine_kwargs={"pool_pre_ping": True} if url.startswith("postgresql") else None,
             )
     except Exception as exc:
-        raise TuneproofError(f"cannot open the Optuna storage {shown}: {exc}. Fix: check the URL and database.") from exc
+        raise disk_error(exc) or TuneproofError(f"cannot open the Optuna storage {shown}: {exc}. Fix: check the URL and database.") from exc
     finally:
         if lock is not None:
             try:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_write, disk_error
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import ConfigError, TuneproofError
 from tuneproof.search._space import DEFAULT_LR_RANGE
@@ -248,6 +249,8 @@ def lr_sweep(
             except TuneproofError:
                 raise  # bad input: same for every rate
             except Exception as exc:  # a rate that blows up is a result, not a crash
+                if (disk := disk_error(exc)) is not None:
+                    raise disk from exc  # a full disk or an unwritable folder: every rate would fail alike
                 point.update(val_loss=None, status="failed", error=f"{type(exc).__name__}: {exc}")
                 finish_child_run(cfg.tracking, run_out, "failed", point["error"])
                 console.print(f"[yellow]lr {lr:g}: failed ({point['error'][:200]})[/yellow]")
@@ -295,7 +298,7 @@ def lr_sweep(
             horizon=horizon,
             train_lr_note=train_lr_note,
         )
-        result.json_path.write_text(json.dumps(result.to_dict(), indent=1))
+        atomic_write(result.json_path, json.dumps(result.to_dict(), indent=1))
         _plot(result, cfg.name)
         track.log_artifact(parent, result.json_path)
         track.log_artifact(parent, result.plot_path)

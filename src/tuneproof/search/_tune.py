@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_write, disk_error
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import ConfigError, TuneproofError
 from tuneproof.search._common import fmt_value, short_header
@@ -286,6 +287,8 @@ class _Search:
         except TuneproofError:
             raise  # bad input: every trial would fail the same way
         except Exception as exc:  # recorded as a failed trial; the study goes on
+            if (disk := disk_error(exc)) is not None:
+                raise disk from exc  # a full disk or an unwritable folder: every trial would fail alike
             error = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("error", error[:2000])
             trial.set_user_attr("mlflow_run_id", finish_child_run(self.cfg.tracking, out, "failed", error, tags=tags))
@@ -309,7 +312,7 @@ class _Search:
         trials = [_trial_record(t) for t in study.trials]
         trials_json = self.out / "trials.json"
         self.out.mkdir(parents=True, exist_ok=True)
-        trials_json.write_text(json.dumps({"study": self.name, "storage": self.shown_url, "trials": trials}, indent=1))
+        atomic_write(trials_json, json.dumps({"study": self.name, "storage": self.shown_url, "trials": trials}, indent=1))
         complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
         if not complete:
             raise TuneproofError(
@@ -321,12 +324,13 @@ class _Search:
         from tuneproof.search._space import apply_params
 
         best_cfg = load_config(apply_params(self.base, best.params))
-        best_yaml.write_text(
+        atomic_write(
+            best_yaml,
             f"# tuneproof tune: study {self.name!r}, best trial {best.number}, val loss {best.value:.6g}\n"
             f"# params: {json.dumps(best.params)}\n" + best_cfg.to_yaml()
         )
         importances, note = _importances(study, len(complete))
-        (self.out / "importances.json").write_text(json.dumps({"importances": importances, "note": note}, indent=1))
+        atomic_write(self.out / "importances.json", json.dumps({"importances": importances, "note": note}, indent=1))
         self._table(study, best.number, importances, note)
         return TuneResult(
             study_name=self.name,

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_write
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import ConfigError, DataError
 
@@ -412,7 +413,7 @@ def _fit(
     from transformers.trainer_utils import get_last_checkpoint
 
     from tuneproof import track
-    from tuneproof.train import _model, classification, sft
+    from tuneproof.train import _model, classification
     from tuneproof.train._callbacks import MlflowLogger, RichProgress
     from tuneproof.train._guard import OverfitGuard
 
@@ -534,7 +535,7 @@ def _fit(
                 "approx_tokens_per_second": round(tokens / elapsed, 1) if elapsed > 0 else None,
             },
         )
-        result.train_json.write_text(json.dumps(result.to_dict(), indent=1))
+        atomic_write(result.train_json, json.dumps(result.to_dict(), indent=1))
         track.log_metrics(run, {f"final_{k}": v for k, v in final.items()}, step=state.global_step)
         track.set_tags(run, {"best_step": result.best_step, "stopped_early": stopped_early})
         track.log_artifact(run, result.train_json)

@@ -172,7 +172,7 @@ def score_probe_baseline(
     release(model)
     pred = probe_proba(fit_probe(train_x, y_train, len(labels), seed), test_x, len(labels)).argmax(1)
     correct = (pred == y).astype(float)
-    with (out_dir / "records.jsonl").open("w", encoding="utf-8") as f:
+    with atomic_open(out_dir / "records.jsonl") as f:
         for r, c, p in zip(records, correct, pred):
             f.write(json.dumps({"id": r.id, "base": {"accuracy": float(c)}, "predicted": labels[int(p)]}) + "\n")
     info = {"model": str(base), "reference": "probe", "metric": "accuracy", "mean": float(correct.mean()),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_write
 from tuneproof.errors import DataError, TuneproofError
 from tuneproof.export._run import RunModel, open_run
 
@@ -127,6 +128,6 @@ def _finish(run: RunModel, out: Path, format: str, files: list[str], checks: lis
     if run.task == "sft":
         info["prompt_format"] = ("chat template: " if getattr(tok, "chat_template", None) else "plain text: ") + repr(
             prompt_text(tok, [{"role": "user", "content": "PROMPT"}]))  # fmt: skip
-    (out / "export.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+    atomic_write(out / "export.json", json.dumps(info, indent=1))
     write_card(run.run_dir, out, export=info)
     return ExportResult(out, format, info["files"], run.shipped, checks)

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from tuneproof._io import atomic_write
+
 __all__ = ["model_card", "read_report", "write_card"]
 
 
@@ -38,7 +40,7 @@ def write_card(run_dir: str | os.PathLike, folder: str | os.PathLike, *, export:
         settings = json.loads(adapter.read_text(encoding="utf-8")) if adapter.is_file() else None
     except (OSError, ValueError):
         settings = None
-    path.write_text(model_card(read_report(run_dir), export=export, adapter=settings), encoding="utf-8")
+    atomic_write(path, model_card(read_report(run_dir), export=export, adapter=settings))
     return path
 
 

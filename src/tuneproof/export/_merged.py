@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_write
 from tuneproof.export._run import RunModel
 
 __all__ = ["merged_model", "save_merged"]
@@ -29,5 +30,5 @@ def save_merged(run: RunModel, model: Any, tok: Any, out: Path) -> list[str]:
     model.save_pretrained(str(out), safe_serialization=True)
     tok.save_pretrained(str(out))
     if run.labels:
-        (out / "labels.json").write_text(json.dumps(run.labels, indent=1))
+        atomic_write(out / "labels.json", json.dumps(run.labels, indent=1))
     return sorted(p.name for p in out.iterdir() if p.is_file())

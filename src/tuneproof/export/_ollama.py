@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_write
 from tuneproof.errors import TuneproofError
 
 __all__ = ["modelfile", "ollama_template"]
@@ -51,5 +52,5 @@ def modelfile(gguf_name: str, tok: Any, model: Any, *, max_new_tokens: int) -> s
 
 
 def write_modelfile(out: Path, gguf_name: str, tok: Any, model: Any, *, max_new_tokens: int) -> str:
-    (out / "Modelfile").write_text(modelfile(gguf_name, tok, model, max_new_tokens=max_new_tokens), encoding="utf-8")
+    atomic_write(out / "Modelfile", modelfile(gguf_name, tok, model, max_new_tokens=max_new_tokens))
     return "Modelfile"

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from tuneproof._io import atomic_write
 from tuneproof.config import RunConfig
 from tuneproof.data import load_records
 from tuneproof.pipeline._ab import ab_decision, replicated, train_arm, write_val_losses
@@ -40,7 +41,7 @@ ArmTrainer = Callable[..., tuple[dict[str, np.ndarray], dict[str, Any]]]
 def _write_rows(path: Path, base_text: str, rows: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
-    path.write_text(base_text + ("" if not base_text or base_text.endswith("\n") else "\n") + extra, encoding="utf-8")
+    atomic_write(path, base_text + ("" if not base_text or base_text.endswith("\n") else "\n") + extra)
     return path
 
 
@@ -154,7 +155,7 @@ def augmentation_ab(
         "added": len(rows[used]) if used else 0, "arms": arms, "steps": steps, "lr": lr, "lr_source": lr_source,
         "val_records": len(load_records(val_path).records), "val_file": str(val_path),
     }  # fmt: skip
-    (out / AUGMENT_FILE).write_text(json.dumps(result, indent=1, default=str) + "\n")
+    atomic_write(out / AUGMENT_FILE, json.dumps(result, indent=1, default=str) + "\n")
     return result
 
 

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from tuneproof._io import atomic_open, atomic_write
 from tuneproof.config import RunConfig, load_config
 from tuneproof.errors import TuneproofError
 
@@ -454,7 +455,7 @@ def data_value(cfg: RunConfig, *, lr: float | None = None, parent_run_id: str | 
     sizes = sorted({p["records"] for p in plan["points"] if p["arm"] == "ranked"})
     ranking = _ranked_subsets(cfg, train_path, sizes, embedder)
     ids = {str(n): [_row_id(lines[i]) for i in ix] for n, ix in ranking["indices"].items()}
-    (out / "subsets.json").write_text(json.dumps({"ranked_ids": ids}) + "\n")
+    atomic_write(out / "subsets.json", json.dumps({"ranked_ids": ids}) + "\n")
     base = _base_losses(chosen, val, val_path, train_path)
     with track.start_run(cfg.tracking, f"{cfg.name}/data-value", parent_run_id=parent_run_id,
                          tags={"tuneproof.stage": "data-value"}) as parent:  # fmt: skip
@@ -619,10 +620,10 @@ def _train_point(chosen: RunConfig, subset: list[str], val: list[Any], val_path:
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / "subset.jsonl"
-    path.write_text("".join(line + "\n" for line in subset), encoding="utf-8")
+    atomic_write(path, "".join(line + "\n" for line in subset))
     engine_val = out / "engine_val.jsonl"
     head = [line for line in val_path.read_text(encoding="utf-8").splitlines() if line.strip()][: chosen.train.batch_size]
-    engine_val.write_text("".join(line + "\n" for line in head), encoding="utf-8")
+    atomic_write(engine_val, "".join(line + "\n" for line in head))
     raw = _arm_config(chosen, path, engine_val, steps, rate)
     raw["train"]["seed"] = seed
     cfg = load_config(raw)
@@ -673,8 +674,8 @@ def _write(out: Path, result: dict[str, Any], losses: dict[str, list[np.ndarray]
 
     from tuneproof.report._plots import data_value_plot
 
-    (out / DATA_VALUE_FILE).write_text(json.dumps(result, indent=1, default=str) + "\n")
-    with (out / "val_losses.jsonl").open("w", encoding="utf-8") as f:
+    atomic_write(out / DATA_VALUE_FILE, json.dumps(result, indent=1, default=str) + "\n")
+    with atomic_open(out / "val_losses.jsonl") as f:
         for j, r in enumerate(val):
             row = {"id": r.extra.get("id", r.id), "base": float(base[j])}
             row.update({f"{k}/s{s}": float(arr[j]) for k, arrs in losses.items() for s, arr in enumerate(arrs)})

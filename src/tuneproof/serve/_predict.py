@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneproof._io import atomic_open
 from tuneproof.data import Record, Schema, load_records
 from tuneproof.errors import DataError, TuneproofError
 from tuneproof.export._run import RunModel, open_run, sft_inputs
@@ -82,7 +83,7 @@ def predict(
     else:
         outputs = _classify(run, model, tok, loaded.records, str(data), batch_size)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as f:
+    with atomic_open(out) as f:
         for record, extra in zip(loaded.records, outputs):
             row = {"id": record.id, **_as_given(record, loaded.field_map), **extra}
             f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")

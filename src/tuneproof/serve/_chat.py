@@ -93,14 +93,14 @@ def chat(
             for who, (model, tok) in models.items():
                 answer[who] = _answer(model, tok, prompt, who, out, budget, run.cfg.model.max_length, interactive)
             answers.append(answer)
-    except KeyboardInterrupt:  # Ctrl-C ends the session, like an empty line
+    except KeyboardInterrupt:  # Ctrl-C ends the chat, like an empty line
         out.write("\n")
     return answers
 
 
 def _prompts(lines: Iterable[str], out: TextIO, interactive: bool) -> Iterable[str]:
     if interactive:
-        out.write("Type a prompt and press Enter; an empty line or `exit` ends the session.\n")
+        out.write("Type a prompt and press Enter; an empty line or `exit` ends the chat.\n")
     it = iter(lines)
     while True:
         if interactive:
